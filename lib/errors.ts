@@ -1,0 +1,51 @@
+/** Stable error codes; the Node-RED glue maps each to a message-catalog entry. */
+export type KasaErrorCode =
+  | 'BAD_DEVICE_ENTRY'
+  | 'DEVICE_TIMEOUT'
+  | 'DEVICE_UNREACHABLE'
+  | 'DEVICE_CLOSED'
+  | 'DEVICE_BAD_REPLY'
+  | 'DEVICE_ERROR_REPLY'
+  | 'DEVICE_BACKING_OFF'
+  | 'NO_EMETER'
+  | 'NO_SUCH_OUTLET'
+  | 'IMPLAUSIBLE_READING'
+  | 'POOL_CLOSED'
+  | 'BAD_READING'
+  | 'DB_OPEN_FAILED'
+  | 'DB_WRITE_FAILED'
+  | 'WRITER_QUEUE_FULL'
+  | 'WRITER_CLOSED';
+
+/** An error with a stable `code` and the context needed to say which device or file it concerns. */
+export class KasaError extends Error {
+  readonly code: KasaErrorCode;
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: KasaErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'KasaError';
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export function isKasaError(error: unknown): error is KasaError {
+  return error instanceof KasaError;
+}
+
+/** Codes worth a quick retry: the device may answer the very next attempt. */
+export const TRANSIENT_CODES: ReadonlySet<KasaErrorCode> = new Set([
+  'DEVICE_TIMEOUT',
+  'DEVICE_CLOSED',
+  'DEVICE_BAD_REPLY',
+]);
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,64 @@
+/** Milliseconds since the Unix epoch, or a monotonic millisecond clock when used for timing. */
+export interface Clock {
+  /** Wall-clock time in ms since the epoch (UTC). */
+  now(): number;
+}
+
+/** The four levels Node-RED's node logger offers; lib code logs through this and nothing else. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export const silentLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/**
+ * One energy-meter reading of a plug or of one outlet of a strip, in the units of DESIGN.md.
+ * Electrical fields are null when the device did not report them; they are never NaN.
+ */
+export interface Reading {
+  /** Stable id: the device's deviceId, or the full child id of a strip outlet. */
+  device_id: string;
+  /** ms since the epoch (UTC), taken when the reply arrived. */
+  ts: number;
+  power_w: number | null;
+  voltage_v: number | null;
+  current_a: number | null;
+  /** The device's own cumulative counter in Wh (it restarts from zero when the device reboots). */
+  total_wh: number | null;
+  /** Energy since the previous reading of the same device in Wh; reset-safe, never negative. */
+  energy_wh: number | null;
+  alias: string | null;
+  model: string | null;
+  host: string | null;
+  port: number | null;
+  /** Outlet id as the device lists it, for strip outlets; null for single plugs. */
+  child_id: string | null;
+  relay_on: boolean | null;
+  /** True when the pool answered from its last reading instead of asking the device. */
+  cached?: boolean;
+}
+
+/** What the store records about a device besides its readings. */
+export interface DeviceInfo {
+  device_id: string;
+  parent_id: string | null;
+  child_id: string | null;
+  host: string | null;
+  port: number | null;
+  alias: string | null;
+  model: string | null;
+  hw_ver: string | null;
+  sw_ver: string | null;
+  mac: string | null;
+  has_emeter: boolean;
+}

@@ -1,0 +1,35 @@
+import { isKasaError, type KasaErrorCode } from '../../lib/errors';
+import { MODULE_NAME, type NodeAPI } from './types';
+
+/** Which node set's catalog holds the text of each error code. */
+const CATALOG_OF_CODE: Record<KasaErrorCode, 'kasa-device-pool' | 'kasa-sqlite-db'> = {
+  BAD_DEVICE_ENTRY: 'kasa-device-pool',
+  DEVICE_TIMEOUT: 'kasa-device-pool',
+  DEVICE_UNREACHABLE: 'kasa-device-pool',
+  DEVICE_CLOSED: 'kasa-device-pool',
+  DEVICE_BAD_REPLY: 'kasa-device-pool',
+  DEVICE_ERROR_REPLY: 'kasa-device-pool',
+  DEVICE_BACKING_OFF: 'kasa-device-pool',
+  NO_EMETER: 'kasa-device-pool',
+  NO_SUCH_OUTLET: 'kasa-device-pool',
+  IMPLAUSIBLE_READING: 'kasa-device-pool',
+  POOL_CLOSED: 'kasa-device-pool',
+  BAD_READING: 'kasa-sqlite-db',
+  DB_OPEN_FAILED: 'kasa-sqlite-db',
+  DB_WRITE_FAILED: 'kasa-sqlite-db',
+  WRITER_QUEUE_FULL: 'kasa-sqlite-db',
+  WRITER_CLOSED: 'kasa-sqlite-db',
+};
+
+/**
+ * The user-facing text of an error: a catalog entry for coded errors (filled with the error's
+ * details and its own message as `detail`), the plain message otherwise.
+ */
+export function describeError(RED: NodeAPI, error: unknown): string {
+  if (isKasaError(error)) {
+    const key = `${MODULE_NAME}/${CATALOG_OF_CODE[error.code]}:errors.${error.code}`;
+    const text = RED._(key, { ...error.details, detail: error.message });
+    return text === key ? error.message : text;
+  }
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,40 @@
+import { errorMessage } from '../../lib/errors';
+import type { Node, NodeMessageInFlow, SendFunction } from './types';
+
+/**
+ * Registers an input handler that may be async: `done` is called exactly once, with the error
+ * when the handler throws or rejects, so the error reaches the debug sidebar and Catch nodes.
+ */
+export function onInput(
+  node: Node,
+  handler: (msg: NodeMessageInFlow, send: SendFunction) => unknown,
+): void {
+  node.on('input', (msg, send, done) => {
+    const fail = (error: unknown) => {
+      done(error instanceof Error ? error : new Error(errorMessage(error)));
+    };
+    try {
+      const result = handler(msg, send as SendFunction);
+      if (result instanceof Promise) {
+        result.then(() => done(), fail);
+      } else {
+        done();
+      }
+    } catch (error) {
+      fail(error);
+    }
+  });
+}
+
+/**
+ * Registers a close handler with the two-parameter signature Node-RED needs to wait for it, and
+ * calls `done` exactly once even when the handler fails (the failure is logged on the node).
+ */
+export function onClose(node: Node, handler: (removed: boolean) => unknown): void {
+  node.on('close', (removed: boolean, done: () => void) => {
+    Promise.resolve()
+      .then(() => handler(removed))
+      .catch((error: unknown) => node.error(errorMessage(error)))
+      .finally(done);
+  });
+}
