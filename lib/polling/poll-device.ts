@@ -1,0 +1,234 @@
+import { KasaError } from '../errors';
+import type { DeviceAddress } from '../protocol/transport';
+import type { EnergyEvent, EnergyTracker } from '../readings/energy';
+import {
+  checkPlausible,
+  describeDevice,
+  methodReply,
+  readRealtime,
+  type DeviceDescription,
+  type OutletInfo,
+  type PlausibilityLimits,
+  type Realtime,
+} from '../readings/normalise';
+import type { Clock, DeviceInfo, Reading } from '../types';
+import { addressKey, type PollTarget } from './device-entries';
+
+/** The one thing polling needs of the device pool. */
+export interface DeviceRequester {
+  request(address: DeviceAddress, payload: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/** What polling has learnt about the device at an address, shared by every poll of it. */
+export interface LearnedDevice {
+  device_id: string;
+  has_emeter: boolean;
+  is_strip: boolean;
+  /** DeviceInfo rows last reported, to tell the store only about changes. */
+  signature: string;
+}
+
+/** Something worth telling the user once, not an error of the poll. */
+export interface PollNotice {
+  device_id: string;
+  kind: 'counter-reset' | 'counter-glitch' | 'no-emeter' | 'identity-changed';
+  /** For identity-changed: the device id that used to answer at this address. */
+  previous_device_id?: string;
+}
+
+export interface PollOutcome {
+  target: PollTarget;
+  readings: Reading[];
+  /** Device rows for the store, present only when they are new or changed. */
+  devices: DeviceInfo[] | null;
+  /** Partial failures: an outlet that did not answer, a sample rejected as implausible. */
+  problems: KasaError[];
+  notices: PollNotice[];
+}
+
+export interface PollContext {
+  requester: DeviceRequester;
+  tracker: EnergyTracker;
+  /** Keyed by `host:port`. */
+  learned: Map<string, LearnedDevice>;
+  limits: PlausibilityLimits;
+  clock: Clock;
+}
+
+const SYSINFO = { system: { get_sysinfo: {} } };
+const SYSINFO_AND_REALTIME = { system: { get_sysinfo: {} }, emeter: { get_realtime: {} } };
+
+const NOTICE_OF_EVENT: Partial<Record<EnergyEvent, PollNotice['kind']>> = {
+  reset: 'counter-reset',
+  glitch: 'counter-glitch',
+};
+
+/**
+ * Polls one target: a single round trip (sysinfo with emeter realtime) for plugs, sysinfo plus
+ * one emeter request per metered outlet for strips. Plugs without a meter are asked for sysinfo
+ * only once that is known. Throws when the device itself could not be read.
+ */
+export async function pollTarget(context: PollContext, target: PollTarget): Promise<PollOutcome> {
+  const address = { host: target.host, port: target.port };
+  const key = addressKey(target.host, target.port);
+  const known = context.learned.get(key);
+  const askRealtime = known === undefined || (known.has_emeter && !known.is_strip);
+  const reply = await context.requester.request(address, askRealtime ? SYSINFO_AND_REALTIME : SYSINFO);
+  const ts = context.clock.now();
+  const device = describeDevice(methodReply(reply, 'system', 'get_sysinfo'));
+  const outcome: PollOutcome = { target, readings: [], devices: null, problems: [], notices: [] };
+  if (known !== undefined && known.device_id !== device.device_id) {
+    outcome.notices.push({
+      device_id: device.device_id,
+      kind: 'identity-changed',
+      previous_device_id: known.device_id,
+    });
+  }
+
+  const isStrip = device.outlets.length > 0;
+  let hasEmeter = device.has_emeter;
+  if (isStrip) {
+    const outlets = selectOutlets(device, target);
+    if (device.has_emeter) await readOutlets(context, address, device, outlets, outcome);
+  } else {
+    if (target.outlet !== null) throw noSuchOutlet(target, device);
+    if (askRealtime) {
+      const realtime = readRealtime(methodReply(reply, 'emeter', 'get_realtime'));
+      hasEmeter = realtime !== null;
+      if (realtime === null) {
+        if (known === undefined || known.has_emeter) {
+          outcome.notices.push({ device_id: device.device_id, kind: 'no-emeter' });
+        }
+      } else {
+        addReading(context, outcome, device, null, realtime, ts, target);
+      }
+    }
+  }
+
+  const rows = deviceRows(device, target, hasEmeter);
+  const signature = JSON.stringify(rows);
+  if (known?.signature !== signature) outcome.devices = rows;
+  context.learned.set(key, { device_id: device.device_id, has_emeter: hasEmeter, is_strip: isStrip, signature });
+  return outcome;
+}
+
+function noSuchOutlet(target: PollTarget, device: DeviceDescription): KasaError {
+  return new KasaError(
+    'NO_SUCH_OUTLET',
+    `${target.key}: ${device.model ?? 'device'} has ${device.outlets.length} outlets; outlet ${String(target.outlet)} does not exist`,
+    { target: target.key, outlets: device.outlets.length },
+  );
+}
+
+function selectOutlets(device: DeviceDescription, target: PollTarget): OutletInfo[] {
+  if (target.outlet === null) return device.outlets;
+  const outlet = device.outlets[target.outlet];
+  if (outlet === undefined) throw noSuchOutlet(target, device);
+  return [outlet];
+}
+
+async function readOutlets(
+  context: PollContext,
+  address: DeviceAddress,
+  device: DeviceDescription,
+  outlets: OutletInfo[],
+  outcome: PollOutcome,
+): Promise<void> {
+  // One after another on purpose: strips answer one request at a time (case-028).
+  for (const outlet of outlets) {
+    try {
+      const reply = await context.requester.request(address, {
+        context: { child_ids: [outlet.device_id] },
+        emeter: { get_realtime: {} },
+      });
+      const realtime = readRealtime(methodReply(reply, 'emeter', 'get_realtime'));
+      if (realtime !== null) {
+        addReading(context, outcome, device, outlet, realtime, context.clock.now(), outcome.target);
+      }
+    } catch (error) {
+      if (!(error instanceof KasaError)) throw error;
+      // Readings of the outlets read so far are kept: their energy is already booked.
+      outcome.problems.push(error);
+      // If the strip itself went away, the rest of its outlets will not answer either.
+      if (error.code !== 'DEVICE_ERROR_REPLY' && error.code !== 'DEVICE_BAD_REPLY') return;
+    }
+  }
+}
+
+function addReading(
+  context: PollContext,
+  outcome: PollOutcome,
+  device: DeviceDescription,
+  outlet: OutletInfo | null,
+  realtime: Realtime,
+  ts: number,
+  target: PollTarget,
+): void {
+  const deviceId = outlet?.device_id ?? device.device_id;
+  try {
+    checkPlausible(realtime, context.limits, deviceId);
+  } catch (error) {
+    if (error instanceof KasaError) {
+      outcome.problems.push(error);
+      return;
+    }
+    throw error;
+  }
+  let energy: number | null = null;
+  if (realtime.total_wh !== null) {
+    const step = context.tracker.next(deviceId, {
+      ts,
+      total_wh: realtime.total_wh,
+      on_time_s: outlet === null ? device.on_time_s : outlet.on_time_s,
+    });
+    energy = step.energy_wh;
+    const kind = NOTICE_OF_EVENT[step.event];
+    if (kind !== undefined) outcome.notices.push({ device_id: deviceId, kind });
+  }
+  outcome.readings.push({
+    device_id: deviceId,
+    ts,
+    power_w: realtime.power_w,
+    voltage_v: realtime.voltage_v,
+    current_a: realtime.current_a,
+    total_wh: realtime.total_wh,
+    energy_wh: energy,
+    alias: outlet === null ? device.alias : outlet.alias,
+    model: device.model,
+    host: target.host,
+    port: target.port,
+    child_id: outlet?.child_id ?? null,
+    relay_on: outlet === null ? device.relay_on : outlet.relay_on,
+  });
+}
+
+function deviceRows(device: DeviceDescription, target: PollTarget, hasEmeter: boolean): DeviceInfo[] {
+  const base = {
+    host: target.host,
+    port: target.port,
+    model: device.model,
+    hw_ver: device.hw_ver,
+    sw_ver: device.sw_ver,
+    mac: device.mac,
+  };
+  const parent: DeviceInfo = {
+    ...base,
+    device_id: device.device_id,
+    parent_id: null,
+    child_id: null,
+    alias: device.alias,
+    // A strip's meters belong to its outlets; the strip itself has no series of its own.
+    has_emeter: hasEmeter && device.outlets.length === 0,
+  };
+  const outlets = device.outlets.map(
+    (outlet): DeviceInfo => ({
+      ...base,
+      device_id: outlet.device_id,
+      parent_id: device.device_id,
+      child_id: outlet.child_id,
+      alias: outlet.alias,
+      has_emeter: hasEmeter,
+    }),
+  );
+  return [parent, ...outlets];
+}

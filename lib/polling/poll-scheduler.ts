@@ -1,0 +1,103 @@
+import type { PollTarget } from './device-entries';
+
+/** setInterval/clearInterval, injectable so tests can drive time. */
+export interface IntervalTimers {
+  setInterval(callback: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const nodeTimers: IntervalTimers = {
+  setInterval: (callback, ms) => setInterval(callback, ms),
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+};
+
+/** Shortest interval a schedule accepts, ms: local plugs should not be asked more often. */
+export const MIN_INTERVAL_MS = 1000;
+/** Longest interval a schedule accepts, ms (one day). */
+export const MAX_INTERVAL_MS = 86_400_000;
+
+export interface PollSchedulerOptions<Sink> {
+  targets: readonly PollTarget[];
+  /** Interval of every target until changed, ms; 0 polls only when asked. */
+  intervalMs: number;
+  /**
+   * Polls a group of targets that fell due together and resolves when all are done; `sink` is
+   * what `pollNow` was given (undefined for timer cycles). It must not reject.
+   */
+  poll: (targets: PollTarget[], sink: Sink | undefined) => Promise<void>;
+  timers?: IntervalTimers;
+}
+
+/**
+ * Per-target poll intervals. Targets that share an interval share one timer and are polled as
+ * one cycle; a target still being polled when it falls due again is skipped, so a slow device
+ * never has two polls in flight (case-008).
+ */
+export class PollScheduler<Sink = undefined> {
+  private readonly intervals = new Map<string, number>();
+  private readonly timers = new Map<number, unknown>();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly clock: IntervalTimers;
+  private running = false;
+
+  constructor(private readonly options: PollSchedulerOptions<Sink>) {
+    this.clock = options.timers ?? nodeTimers;
+    for (const target of options.targets) this.intervals.set(target.key, options.intervalMs);
+  }
+
+  get targets(): readonly PollTarget[] {
+    return this.options.targets;
+  }
+
+  start(): void {
+    this.running = true;
+    this.rebuildTimers();
+  }
+
+  /** Stops the timers and resolves when the polls under way have finished. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.rebuildTimers();
+    await Promise.allSettled(this.inFlight.values());
+  }
+
+  /** The interval of one target, ms. */
+  intervalOf(targetKey: string): number | undefined {
+    return this.intervals.get(targetKey);
+  }
+
+  /** Changes the interval of the given targets (all when omitted); 0 stops their timer. */
+  setInterval(intervalMs: number, targetKeys?: readonly string[]): void {
+    for (const key of targetKeys ?? this.intervals.keys()) {
+      if (this.intervals.has(key)) this.intervals.set(key, intervalMs);
+    }
+    this.rebuildTimers();
+  }
+
+  /** Polls the given targets now (those not already being polled) as one cycle. */
+  pollNow(targets: readonly PollTarget[] = this.options.targets, sink?: Sink): Promise<void> {
+    const due = targets.filter((target) => !this.inFlight.has(target.key));
+    if (due.length === 0) return Promise.resolve();
+    const cycle = this.options.poll(due, sink).finally(() => {
+      for (const target of due) {
+        if (this.inFlight.get(target.key) === cycle) this.inFlight.delete(target.key);
+      }
+    });
+    for (const target of due) this.inFlight.set(target.key, cycle);
+    return cycle;
+  }
+
+  private rebuildTimers(): void {
+    for (const handle of this.timers.values()) this.clock.clearInterval(handle);
+    this.timers.clear();
+    if (!this.running) return;
+    for (const interval of new Set(this.intervals.values())) {
+      if (interval <= 0) continue;
+      const group = this.options.targets.filter((target) => this.intervals.get(target.key) === interval);
+      const handle = this.clock.setInterval(() => {
+        void this.pollNow(group);
+      }, interval);
+      this.timers.set(interval, handle);
+    }
+  }
+}

@@ -1,0 +1,164 @@
+import { EventEmitter } from 'node:events';
+
+import { KasaError } from '../errors';
+import type { SharedPool } from '../pool/shared-pool';
+import type { DeviceInfo, Reading } from '../types';
+import type { PollTarget } from './device-entries';
+import { pollTarget, type PollNotice, type PollOutcome } from './poll-device';
+import { PollScheduler, type IntervalTimers } from './poll-scheduler';
+
+/** A target's standing as the user sees it. */
+export type TargetState = 'unknown' | 'ok' | 'failing';
+
+/** Codes that mean the device as a whole could not be read (as opposed to one bad sample). */
+const DEVICE_FAILURES: ReadonlySet<string> = new Set([
+  'DEVICE_TIMEOUT',
+  'DEVICE_UNREACHABLE',
+  'DEVICE_CLOSED',
+  'DEVICE_BAD_REPLY',
+  'DEVICE_ERROR_REPLY',
+  'DEVICE_BACKING_OFF',
+  'NO_SUCH_OUTLET',
+  'POOL_CLOSED',
+]);
+
+/** The readings and device rows of one poll cycle. */
+export interface PollCycle {
+  readings: Reading[];
+  devices: DeviceInfo[];
+}
+
+export interface PollerEvents<Sink> {
+  /** One cycle's results, with the sink the cycle was started with (undefined for timers). */
+  cycle: [cycle: PollCycle, sink: Sink | undefined];
+  /** A target started failing (or failed for a new reason); emitted once per change. */
+  failing: [target: PollTarget, error: KasaError];
+  recovered: [target: PollTarget];
+  /** A sample rejected or an outlet that did not answer, while the device as a whole worked. */
+  problem: [target: PollTarget, error: KasaError];
+  notice: [target: PollTarget, notice: PollNotice];
+}
+
+export interface PollerOptions {
+  shared: SharedPool;
+  targets: readonly PollTarget[];
+  /** Interval of every target until changed, ms; 0 polls only on request. */
+  intervalMs: number;
+  timers?: IntervalTimers;
+}
+
+/**
+ * kasa-poll's engine: schedules its targets, polls them through the shared pool, and turns
+ * results into cycles and once-per-change failure reports.
+ */
+export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
+  private readonly scheduler: PollScheduler<Sink>;
+  private readonly states = new Map<string, { state: TargetState; code: string | null }>();
+
+  constructor(private readonly options: PollerOptions) {
+    super();
+    for (const target of options.targets) this.states.set(target.key, { state: 'unknown', code: null });
+    this.scheduler = new PollScheduler<Sink>({
+      targets: options.targets,
+      intervalMs: options.intervalMs,
+      timers: options.timers,
+      poll: (targets, sink) => this.pollCycle(targets, sink),
+    });
+  }
+
+  get targets(): readonly PollTarget[] {
+    return this.options.targets;
+  }
+
+  /** Starts the timers and polls every scheduled target once straight away. */
+  start(): void {
+    this.scheduler.start();
+    const scheduled = this.targets.filter((target) => (this.scheduler.intervalOf(target.key) ?? 0) > 0);
+    if (scheduled.length > 0) void this.scheduler.pollNow(scheduled);
+  }
+
+  stop(): Promise<void> {
+    return this.scheduler.stop();
+  }
+
+  pollNow(targets: readonly PollTarget[], sink: Sink): Promise<void> {
+    return this.scheduler.pollNow(targets, sink);
+  }
+
+  setInterval(intervalMs: number, targets?: readonly PollTarget[]): void {
+    this.scheduler.setInterval(
+      intervalMs,
+      targets?.map((target) => target.key),
+    );
+  }
+
+  intervalOf(target: PollTarget): number | undefined {
+    return this.scheduler.intervalOf(target.key);
+  }
+
+  /**
+   * The targets a message names: by entry (`host`, `host:port`, `host:port/N`), by host, or by
+   * the device id of a plug or outlet polled through them.
+   */
+  resolve(name: string): PollTarget[] {
+    const learned = this.options.shared.context.learned;
+    return this.targets.filter((target) => {
+      if (target.key === name || target.host === name) return true;
+      if (`${target.host}:${target.port}` === name) return true;
+      const device = learned.get(`${target.host}:${target.port}`);
+      return device !== undefined && name.startsWith(device.device_id);
+    });
+  }
+
+  counts(): Record<TargetState, number> {
+    const counts: Record<TargetState, number> = { unknown: 0, ok: 0, failing: 0 };
+    for (const { state } of this.states.values()) counts[state] += 1;
+    return counts;
+  }
+
+  private async pollCycle(targets: PollTarget[], sink: Sink | undefined): Promise<void> {
+    const outcomes = await Promise.all(targets.map((target) => this.pollOne(target)));
+    const cycle: PollCycle = { readings: [], devices: [] };
+    for (const outcome of outcomes) {
+      if (outcome === null) continue;
+      cycle.readings.push(...outcome.readings);
+      if (outcome.devices !== null) cycle.devices.push(...outcome.devices);
+    }
+    if (cycle.readings.length > 0) this.options.shared.baselinesChanged();
+    this.emit('cycle', cycle, sink);
+  }
+
+  private async pollOne(target: PollTarget): Promise<PollOutcome | null> {
+    try {
+      const outcome = await pollTarget(this.options.shared.context, target);
+      for (const notice of outcome.notices) this.emit('notice', target, notice);
+      const failure = outcome.problems.find((problem) => DEVICE_FAILURES.has(problem.code));
+      for (const problem of outcome.problems) {
+        if (problem !== failure) this.emit('problem', target, problem);
+      }
+      if (failure === undefined) this.markOk(target);
+      else this.markFailing(target, failure);
+      return outcome;
+    } catch (error) {
+      this.markFailing(
+        target,
+        error instanceof KasaError ? error : new KasaError('DEVICE_BAD_REPLY', String(error)),
+      );
+      return null;
+    }
+  }
+
+  private markOk(target: PollTarget): void {
+    const previous = this.states.get(target.key);
+    this.states.set(target.key, { state: 'ok', code: null });
+    if (previous?.state === 'failing') this.emit('recovered', target);
+  }
+
+  private markFailing(target: PollTarget, error: KasaError): void {
+    const previous = this.states.get(target.key);
+    // Backing off is the same outage continuing, not news.
+    const code = error.code === 'DEVICE_BACKING_OFF' ? (previous?.code ?? error.code) : error.code;
+    this.states.set(target.key, { state: 'failing', code });
+    if (previous?.state !== 'failing' || previous.code !== code) this.emit('failing', target, error);
+  }
+}
