@@ -1,0 +1,110 @@
+import { parseDeviceList, type PollTarget } from '../lib/polling/device-entries';
+import { MAX_INTERVAL_MS, MIN_INTERVAL_MS } from '../lib/polling/poll-scheduler';
+import { Poller, type PollCycle } from '../lib/polling/poller';
+import type { DevicePoolNode } from './shared/device-pool-node';
+import { translator } from './shared/i18n';
+import { describeError } from './shared/errors';
+import { onClose, onInput } from './shared/lifecycle';
+import { status } from './shared/status';
+import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, SendFunction } from './shared/types';
+
+interface KasaPollDef extends NodeDef {
+  pool: string;
+  devices: string;
+  interval: number | string;
+  output: 'reading' | 'cycle';
+}
+
+interface PollRequest extends NodeMessageInFlow {
+  interval?: unknown;
+}
+
+export = function (RED: NodeAPI): void {
+  function KasaPoll(this: Node, def: KasaPollDef): void {
+    RED.nodes.createNode(this, def);
+    const t = translator(RED, 'kasa-poll');
+    const poolNode = RED.nodes.getNode(def.pool) as DevicePoolNode | null;
+    if (poolNode === null) {
+      status.error(this, t('status.no-pool'));
+      this.error(t('errors.no-pool'));
+      return;
+    }
+    const { targets, errors } = parseDeviceList(def.devices);
+    for (const error of errors) this.error(describeError(RED, error));
+    const intervalS = Number(def.interval === '' ? 30 : def.interval);
+    const poller = new Poller<SendFunction>({
+      shared: poolNode.shared,
+      targets,
+      intervalMs: Number.isFinite(intervalS) && intervalS > 0 ? Math.max(MIN_INTERVAL_MS, intervalS * 1000) : 0,
+    });
+    poolNode.register(this);
+
+    const showStatus = () => {
+      const counts = poller.counts();
+      const text = t('status.counts', { ok: counts.ok, failing: counts.failing });
+      if (targets.length === 0) status.error(this, t('status.no-devices'));
+      else if (counts.failing === 0) (counts.ok > 0 ? status.ok : status.idle)(this, text);
+      else (counts.ok > 0 ? status.degraded : status.error)(this, text);
+    };
+
+    const deliver = (cycle: PollCycle, send: SendFunction) => {
+      // Device rows ride along when new or changed, so the store records meterless devices too.
+      const devices = cycle.devices.length > 0 ? { devices: cycle.devices } : {};
+      if (def.output === 'cycle' || cycle.readings.length === 0) {
+        if (cycle.readings.length > 0 || cycle.devices.length > 0) {
+          send({ topic: 'kasa-poll', payload: cycle.readings, ...devices } as NodeMessage);
+        }
+        return;
+      }
+      cycle.readings.forEach((reading, index) => {
+        send({ topic: reading.device_id, payload: reading, ...(index === 0 ? devices : {}) } as NodeMessage);
+      });
+    };
+
+    poller.on('cycle', (cycle, send) => {
+      deliver(cycle, send ?? ((msg) => this.send(msg)));
+      showStatus();
+    });
+    poller.on('failing', (target, error) => {
+      const text = t('errors.device-failing', { device: target.key, cause: describeError(RED, error) });
+      this.error(text, { topic: target.key, payload: { device: target.key, code: error.code, error: text } });
+    });
+    poller.on('recovered', (target) => this.log(t('log.device-recovered', { device: target.key })));
+    poller.on('problem', (target, error) => this.warn(`${target.key}: ${describeError(RED, error)}`));
+    poller.on('notice', (target, notice) => {
+      const text = t(`log.${notice.kind}`, { device: notice.device_id, previous: notice.previous_device_id, target: target.key });
+      if (notice.kind === 'identity-changed') this.warn(text);
+      else this.log(text);
+    });
+
+    onInput(this, async (msg: PollRequest, send) => {
+      const name = msg.topic ?? (msg.payload as { host?: unknown } | undefined)?.host;
+      let chosen: PollTarget[] = targets;
+      if (typeof name === 'string' && name !== '') {
+        chosen = poller.resolve(name);
+        if (chosen.length === 0) throw new Error(t('errors.unknown-device', { device: name }));
+      }
+      if (msg.interval !== undefined) {
+        const interval = Number(msg.interval);
+        if (!Number.isFinite(interval) || (interval !== 0 && (interval < MIN_INTERVAL_MS || interval > MAX_INTERVAL_MS))) {
+          throw new Error(t('errors.bad-interval', { value: String(msg.interval) }));
+        }
+        poller.setInterval(interval, typeof name === 'string' && name !== '' ? chosen : undefined);
+        return;
+      }
+      await poller.pollNow(chosen, send);
+    });
+
+    onClose(this, async (removed) => {
+      await poller.stop();
+      poller.removeAllListeners();
+      poolNode.deregister(this, removed);
+      status.clear(this);
+    });
+
+    if (targets.length === 0) showStatus();
+    else status.idle(this, t('status.starting'));
+    poller.start();
+  }
+  RED.nodes.registerType('kasa-poll', KasaPoll);
+};

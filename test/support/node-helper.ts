@@ -1,0 +1,37 @@
+import helper from 'node-red-node-test-helper';
+
+import { sharedPools } from '../../lib/pool/shared-pool';
+
+helper.init(require.resolve('node-red'), { kasaMonitor: { poolLingerMs: 0 } });
+
+export { helper };
+
+/** Built node modules, as Node-RED loads them (run `npm run build` first; `npm test` does). */
+export const nodes = {
+  devicePool: require('../../dist/nodes/kasa-device-pool.js') as unknown,
+  poll: require('../../dist/nodes/kasa-poll.js') as unknown,
+  catchNode: require('@node-red/nodes/core/common/25-catch.js') as unknown,
+};
+
+/** Resolves with the next `count` messages a helper node receives. */
+export function collect(node: { on(event: 'input', listener: (msg: any) => void): void }, count: number, timeoutMs = 5000): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const messages: any[] = [];
+    const timer = setTimeout(() => reject(new Error(`got ${messages.length} of ${count} messages in ${timeoutMs} ms`)), timeoutMs);
+    node.on('input', (msg) => {
+      messages.push(msg);
+      if (messages.length === count) {
+        clearTimeout(timer);
+        resolve(messages);
+      }
+    });
+  });
+}
+
+export const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Unloads the flows and checks that no pool outlived them. */
+export async function unloadAll(): Promise<void> {
+  await helper.unload();
+  if (sharedPools.size !== 0) throw new Error(`${sharedPools.size} device pools left open after unload`);
+}
