@@ -16,7 +16,7 @@ function flow(poll: Record<string, unknown>) {
   ];
 }
 
-const loadNodes = [nodes.devicePool, nodes.poll, nodes.catchNode] as Parameters<typeof helper.load>[0];
+const loadNodes = [nodes.devicePool, nodes.poll, nodes.catchNode];
 
 describe('kasa-poll node', function () {
   this.timeout(15_000);

@@ -1,10 +1,14 @@
-import helper from 'node-red-node-test-helper';
+import testHelper from 'node-red-node-test-helper';
 
 import { sharedPools } from '../../lib/pool/shared-pool';
 
-helper.init(require.resolve('node-red'), { kasaMonitor: { poolLingerMs: 0 } });
+/** The test helper with flows typed as plain objects: our nodes carry their own properties. */
+export const helper = testHelper as unknown as Omit<typeof testHelper, 'load'> & {
+  load(nodes: unknown[], flow: object[], credentials?: object): Promise<void>;
+};
 
-export { helper };
+// Pools close as soon as their config node stops, so every test can check nothing is left open.
+testHelper.init(require.resolve('node-red'), { kasaMonitor: { poolLingerMs: 0 } } as unknown as Parameters<typeof testHelper.init>[1]);
 
 /** Built node modules, as Node-RED loads them (run `npm run build` first; `npm test` does). */
 export const nodes = {

@@ -1,4 +1,4 @@
-import { FakeKasaDevice, loadFixture } from './fake-kasa-device';
+import { FakeKasaDevice, loadFixture, type KasaFixture } from './fake-kasa-device';
 
 /** A load whose power (W) depends on the time since the home started, s. */
 type Load = (seconds: number) => number;
@@ -57,6 +57,14 @@ function baseUnits(metered: MeteredLoad, seconds: number): Record<string, number
   };
 }
 
+/** A copy of a strip's fixture whose outlets carry the given names. */
+function withOutletAliases(fixture: KasaFixture, aliases: string[]): KasaFixture {
+  const copy = structuredClone(fixture);
+  const children = (copy.system?.get_sysinfo as { children?: { alias: string }[] } | undefined)?.children ?? [];
+  children.forEach((child, index) => (child.alias = aliases[index] ?? child.alias));
+  return copy;
+}
+
 export interface SimulatedHome {
   devices: FakeKasaDevice[];
   /** kasa-poll's device list for all of them, one per line. */
@@ -91,7 +99,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(3),
       port,
-      fixture: loadFixture('HS300(US)_2.0_1.0.3'),
+      fixture: withOutletAliases(loadFixture('HS300(US)_2.0_1.0.3'), ['Desk PC', 'Monitor', 'Router', 'Lamp', 'Charger', 'Heater']),
       deviceId: id(4),
       alias: 'Office strip',
       onTime,

@@ -1,0 +1,82 @@
+/**
+ * `npm start`: the main job on a fresh clone. Starts six simulated Kasa devices on 127.0.0.2 -
+ * 127.0.0.7, a real Node-RED 4.1 on 127.0.0.1 with this package and the example flow "Monitor
+ * plugs into SQLite", and prints what reaches the database. Ctrl-C stops everything it started.
+ * Nothing here addresses anything outside 127.0.0.0/8; there is no LAN discovery.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import Database from 'better-sqlite3';
+
+import { startNodeRed, type NodeRedProcess } from '../test/support/node-red-process';
+import { startSimulatedHome, type SimulatedHome } from '../test/support/simulated-home';
+
+const ROOT = join(__dirname, '..');
+const DEMO_DIR = join(ROOT, '.demo');
+const USER_DIR = join(DEMO_DIR, 'node-red');
+const DB_FILE = join(USER_DIR, 'kasa-monitor.db');
+const PORT = Number(process.env.PORT ?? 1880);
+
+function demoFlow(home: SimulatedHome): object[] {
+  const flow = JSON.parse(
+    readFileSync(join(ROOT, 'examples', 'Monitor plugs into SQLite.json'), 'utf8'),
+  ) as Record<string, unknown>[];
+  for (const node of flow) if (node.type === 'kasa-poll') node.devices = home.deviceList;
+  return flow;
+}
+
+function report(): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(DB_FILE, { readonly: true, fileMustExist: true });
+    const rows = db
+      .prepare(
+        `SELECT d.alias AS alias, COUNT(*) AS n, ROUND(MAX(r.power_w), 1) AS max_w,
+                ROUND(COALESCE(SUM(r.energy_wh), 0), 1) AS wh
+           FROM readings r JOIN devices d ON d.id = r.device
+          GROUP BY r.device ORDER BY d.alias`,
+      )
+      .all() as { alias: string; n: number; max_w: number; wh: number }[];
+    console.log(`[demo] ${new Date().toLocaleTimeString()}: ${rows.length} series in the database`);
+    for (const row of rows) {
+      console.log(`         ${row.alias.padEnd(14)} ${String(row.n).padStart(5)} rows  max ${String(row.max_w).padStart(7)} W  ${String(row.wh).padStart(7)} Wh`);
+    }
+  } catch {
+    console.log('[demo] waiting for the first readings ...');
+  } finally {
+    db?.close();
+  }
+}
+
+async function main(): Promise<void> {
+  mkdirSync(USER_DIR, { recursive: true });
+  const home = await startSimulatedHome();
+  console.log(`[demo] ${home.devices.length} simulated devices on ${home.devices.map((device) => device.host).join(', ')}`);
+  let nodeRed: NodeRedProcess | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\n[demo] stopping Node-RED and the simulated devices ...');
+    clearInterval(ticker);
+    await nodeRed?.stop();
+    await home.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+  const ticker = setInterval(report, 10_000);
+  try {
+    nodeRed = await startNodeRed({ userDir: USER_DIR, port: PORT, flows: demoFlow(home) });
+  } catch (error) {
+    console.error(`[demo] Node-RED did not start: ${String(error)}`);
+    await stop(1);
+    return;
+  }
+  console.log(`[demo] Node-RED editor: ${nodeRed.url}/`);
+  console.log(`[demo] readings are written to ${DB_FILE}`);
+  console.log('[demo] press Ctrl-C to stop');
+}
+
+void main();
