@@ -27,7 +27,8 @@ const CATALOG_OF_CODE: Record<KasaErrorCode, 'kasa-device-pool' | 'kasa-sqlite-d
  */
 export function describeError(RED: NodeAPI, error: unknown): string {
   if (isKasaError(error)) {
-    const key = `${MODULE_NAME}/${CATALOG_OF_CODE[error.code]}:errors.${error.code}`;
+    const catalog = CATALOG_OF_CODE[error.code];
+    const key = `${MODULE_NAME}/${catalog}:${catalog}.errors.${error.code}`;
     const text = RED._(key, { ...error.details, detail: error.message });
     return text === key ? error.message : text;
   }

@@ -28,7 +28,8 @@ async function until<T>(probe: () => T, ok: (value: T) => boolean, timeoutMs: nu
     } catch {
       // Not there yet.
     }
-    if (Date.now() > end) throw new Error(`condition not met in ${timeoutMs} ms (last: ${String(value)})`);
+    if (Date.now() > end)
+      throw new Error(`condition not met in ${timeoutMs} ms (last: ${String(value)})`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -85,7 +86,14 @@ describe('real Node-RED runtime (e2e)', function () {
     ]);
     const flows = await red.getFlows();
     assert.ok(flows.some((node) => (node as { type: string }).type === 'kasa-sqlite-store'));
-    assert.equal(await until(() => countRows(file), (n) => n === 25, 10_000), 25);
+    assert.equal(
+      await until(
+        () => countRows(file),
+        (n) => n === 25,
+        10_000,
+      ),
+      25,
+    );
     const userDir = red.userDir;
     await red.stop();
     const log = red.log();

@@ -1,0 +1,225 @@
+import { KasaError } from '../errors';
+import type { DeviceInfo, Reading } from '../types';
+
+/** Timestamps below this (March 1973 in ms) are almost surely seconds since the epoch. */
+const MIN_PLAUSIBLE_TS_MS = 1e11;
+
+/** One item of a batch that failed validation; `index` is its position in the input array. */
+export interface RejectedItem {
+  index: number;
+  error: KasaError;
+  /** Where the item came from, e.g. `payload` or `devices`; set by {@link toStoreInput}. */
+  source?: string;
+}
+
+/**
+ * Checks one reading in DESIGN.md's format and returns a fresh, normalised copy.
+ *
+ * - `device_id`: required non-empty string.
+ * - `ts`: required; ms since the epoch as a number, a string of digits, an ISO 8601 string or a
+ *   Date. Fractions of a ms are rounded.
+ * - electrical fields (`power_w`, `voltage_v`, `current_a`, `total_wh`, `energy_wh`): finite
+ *   numbers or numeric strings; anything else (missing, null, NaN, Infinity, `'NaN'`) becomes
+ *   null, so NaN never reaches storage. A negative `energy_wh` becomes null too.
+ * - text fields (`alias`, `model`, `host`, `child_id`): strings, otherwise null.
+ *
+ * @throws KasaError `BAD_READING` naming the missing or invalid field.
+ */
+export function toReading(value: unknown): Reading {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badReading(`a reading must be an object, got ${describeType(value)}`);
+  }
+  const raw = value as Record<string, unknown>;
+  const deviceId = raw.device_id;
+  if (typeof deviceId !== 'string' || deviceId.trim() === '') {
+    throw badReading(
+      deviceId === undefined || deviceId === null || deviceId === ''
+        ? 'device_id is missing'
+        : `device_id must be a non-empty string, got ${describeType(deviceId)}`,
+    );
+  }
+  const energy = toNumber(raw.energy_wh);
+  const reading: Reading = {
+    device_id: deviceId,
+    ts: toTimestamp(raw.ts),
+    power_w: toNumber(raw.power_w),
+    voltage_v: toNumber(raw.voltage_v),
+    current_a: toNumber(raw.current_a),
+    total_wh: toNumber(raw.total_wh),
+    energy_wh: energy !== null && energy < 0 ? null : energy,
+    alias: toText(raw.alias),
+    model: toText(raw.model),
+    host: toText(raw.host),
+    port: toPort(raw.port),
+    child_id: toText(raw.child_id),
+    relay_on: toBoolean(raw.relay_on),
+  };
+  if (raw.cached === true) reading.cached = true;
+  return reading;
+}
+
+/**
+ * Validates one reading or an array of readings. Invalid items do not stop the valid ones:
+ * they are returned in `rejected` with their index (0 for a single reading).
+ */
+export function toReadings(payload: unknown): { readings: Reading[]; rejected: RejectedItem[] } {
+  const { valid, rejected } = collect(payload, toReading);
+  return { readings: valid, rejected };
+}
+
+/**
+ * Checks a device description (what `msg.devices` carries). `device_id` is required; other text
+ * fields default to null, `has_emeter` to false.
+ *
+ * @throws KasaError `BAD_READING` naming the invalid field.
+ */
+export function toDeviceInfo(value: unknown): DeviceInfo {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badReading(`a device must be an object, got ${describeType(value)}`);
+  }
+  const raw = value as Record<string, unknown>;
+  const deviceId = raw.device_id;
+  if (typeof deviceId !== 'string' || deviceId.trim() === '') {
+    throw badReading('device_id is missing');
+  }
+  return {
+    device_id: deviceId,
+    parent_id: toText(raw.parent_id),
+    child_id: toText(raw.child_id),
+    host: toText(raw.host),
+    port: toPort(raw.port),
+    alias: toText(raw.alias),
+    model: toText(raw.model),
+    hw_ver: toText(raw.hw_ver),
+    sw_ver: toText(raw.sw_ver),
+    mac: toText(raw.mac),
+    has_emeter: raw.has_emeter === true || raw.has_emeter === 1,
+  };
+}
+
+/** Validates one device description or an array of them, like {@link toReadings}. */
+export function toDeviceInfos(payload: unknown): {
+  devices: DeviceInfo[];
+  rejected: RejectedItem[];
+} {
+  const { valid, rejected } = collect(payload, toDeviceInfo);
+  return { devices: valid, rejected };
+}
+
+/** What a store message carries once checked: valid readings and devices, and what was left out. */
+export interface StoreInput {
+  readings: Reading[];
+  devices: DeviceInfo[];
+  rejected: RejectedItem[];
+}
+
+/**
+ * Checks a store message: `payload` holds one reading or an array, `devices` optional device
+ * descriptions. When `devices` is given, a payload that is not an object or array (say an inject
+ * timestamp) is ignored rather than rejected.
+ */
+export function toStoreInput(payload: unknown, devices?: unknown): StoreInput {
+  const input: StoreInput = { readings: [], devices: [], rejected: [] };
+  if (devices === undefined || (typeof payload === 'object' && payload !== null)) {
+    const checked = toReadings(payload);
+    input.readings = checked.readings;
+    for (const item of checked.rejected) input.rejected.push({ ...item, source: 'payload' });
+  }
+  if (devices !== undefined) {
+    const checked = toDeviceInfos(devices);
+    input.devices = checked.devices;
+    for (const item of checked.rejected) input.rejected.push({ ...item, source: 'devices' });
+  }
+  return input;
+}
+
+/**
+ * One line naming the first `max` rejected items and why, e.g.
+ * `payload[1]: device_id is missing; payload[4]: ts is missing`.
+ */
+export function describeRejected(rejected: readonly RejectedItem[], max = 3): string {
+  const listed = rejected
+    .slice(0, max)
+    .map((item) => `${item.source ?? 'item'}[${item.index}]: ${item.error.message}`)
+    .join('; ');
+  return rejected.length > max ? `${listed}; …` : listed;
+}
+
+function collect<T>(
+  payload: unknown,
+  check: (value: unknown) => T,
+): { valid: T[]; rejected: RejectedItem[] } {
+  const items = Array.isArray(payload) ? (payload as unknown[]) : [payload];
+  const valid: T[] = [];
+  const rejected: RejectedItem[] = [];
+  for (let index = 0; index < items.length; index++) {
+    try {
+      valid.push(check(items[index]));
+    } catch (error) {
+      if (!(error instanceof KasaError)) throw error;
+      rejected.push({ index, error: withIndex(error, index) });
+    }
+  }
+  return { valid, rejected };
+}
+
+function withIndex(error: KasaError, index: number): KasaError {
+  return new KasaError(error.code, error.message, { ...error.details, index });
+}
+
+function toTimestamp(value: unknown): number {
+  let ms: number;
+  if (typeof value === 'number') {
+    ms = value;
+  } else if (value instanceof Date) {
+    ms = value.getTime();
+  } else if (typeof value === 'string' && value.trim() !== '') {
+    ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  } else if (value === undefined || value === null || value === '') {
+    throw badReading('ts is missing');
+  } else {
+    throw badReading(`ts must be ms since the epoch or an ISO time, got ${describeType(value)}`);
+  }
+  if (!Number.isFinite(ms)) {
+    throw badReading(`ts is not a valid time: ${JSON.stringify(value)}`);
+  }
+  if (ms < MIN_PLAUSIBLE_TS_MS) {
+    throw badReading(`ts must be in ms since the epoch; ${ms} looks like seconds`);
+  }
+  return Math.round(ms);
+}
+
+function toNumber(value: unknown): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (typeof value === 'string' && value.trim() !== '') {
+    const parsed = Number(value);
+    return Number.isFinite(parsed) ? parsed : null;
+  }
+  return null;
+}
+
+function toPort(value: unknown): number | null {
+  const port = toNumber(value);
+  return port !== null && Number.isInteger(port) && port > 0 && port < 65536 ? port : null;
+}
+
+function toText(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
+function toBoolean(value: unknown): boolean | null {
+  if (typeof value === 'boolean') return value;
+  if (value === 1 || value === 0) return value === 1;
+  return null;
+}
+
+function badReading(message: string): KasaError {
+  return new KasaError('BAD_READING', message);
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`;
+  return typeof value;
+}

@@ -1,0 +1,4 @@
+export * from './database';
+export * from './registry';
+export * from './schema';
+export * from './writer';
