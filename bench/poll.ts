@@ -32,7 +32,15 @@ interface DriverResult {
 function packageFlow(ports: number[], output: 'reading' | 'cycle') {
   return [
     { id: 'bench-tab', type: 'tab', label: 'bench' },
-    { id: 'bench-pool', type: 'kasa-device-pool', name: 'bench devices', maxInFlight: '8', timeout: '5', retries: '2', maxPowerW: '4000' },
+    {
+      id: 'bench-pool',
+      type: 'kasa-device-pool',
+      name: 'bench devices',
+      maxInFlight: '8',
+      timeout: '5',
+      retries: '2',
+      maxPowerW: '4000',
+    },
     { id: 'bench-db', type: 'kasa-sqlite-db', name: 'bench db', path: 'bench.db' },
     {
       id: 'bench-driver',
@@ -73,11 +81,16 @@ function packageFlow(ports: number[], output: 'reading' | 'cycle') {
 async function runPackage(ports: number[], output: 'reading' | 'cycle'): Promise<LoopResult[]> {
   const nodeRed = await startNodeRed({
     flows: packageFlow(ports, output),
-    settings: { nodesDir: [join(REPO, 'bench', 'node-red')], logging: { console: { level: 'warn' } } },
+    settings: {
+      nodesDir: [join(REPO, 'bench', 'node-red')],
+      logging: { console: { level: 'warn' } },
+    },
   });
   try {
     const run = async (rounds: number) => {
-      const response = await fetch(`${nodeRed.url}/kasa-bench/bench-driver/run?rounds=${rounds}`, { method: 'POST' });
+      const response = await fetch(`${nodeRed.url}/kasa-bench/bench-driver/run?rounds=${rounds}`, {
+        method: 'POST',
+      });
       return (await response.json()) as DriverResult;
     };
     await run(50);
@@ -122,7 +135,12 @@ export async function runPollBench(): Promise<PollBenchResult> {
   try {
     const anchorRuns: LoopResult[] = [];
     for (let repeat = 0; repeat < REPEATS; repeat += 1) {
-      anchorRuns.push(await runScript<LoopResult>('bench/poll-anchor.ts', [server.ports.join(','), String(ROUNDS)]));
+      anchorRuns.push(
+        await runScript<LoopResult>('bench/poll-anchor.ts', [
+          server.ports.join(','),
+          String(ROUNDS),
+        ]),
+      );
     }
     const anchor = summarise(anchorRuns);
     const reading = summarise(await runPackage(server.ports, 'reading'));

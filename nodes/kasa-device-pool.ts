@@ -14,7 +14,6 @@ interface DevicePoolDef extends NodeDef {
   maxPowerW: number | string;
 }
 
-
 const numberOr = (value: number | string | undefined, fallback: number): number => {
   const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
   return Number.isFinite(parsed) && parsed >= 0 ? parsed : fallback;
@@ -33,13 +32,17 @@ export = function (RED: NodeAPI): void {
       },
       limits: { maxPowerW: numberOr(def.maxPowerW, 4000), maxVoltageV: 300, maxCurrentA: 20 },
       baselinePath:
-        userDir === undefined ? null : join(userDir, 'kasa-monitor', `energy-baselines-${this.id}.json`),
+        userDir === undefined
+          ? null
+          : join(userDir, 'kasa-monitor', `energy-baselines-${this.id}.json`),
       clock: systemClock,
       logger: nodeLogger(this),
     });
     this.register = (user) => this.shared.register(user.id);
     this.deregister = (user, removed) => this.shared.deregister(user.id, removed);
-    onClose(this, (removed) => sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs));
+    onClose(this, (removed) =>
+      sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs),
+    );
   }
   RED.nodes.registerType('kasa-device-pool', KasaDevicePool);
 };

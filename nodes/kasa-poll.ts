@@ -6,7 +6,7 @@ import { translator } from './shared/i18n';
 import { describeError } from './shared/errors';
 import { onClose, onInput } from './shared/lifecycle';
 import { status } from './shared/status';
-import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow, SendFunction } from './shared/types';
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
 interface KasaPollDef extends NodeDef {
   pool: string;
@@ -35,7 +35,10 @@ export = function (RED: NodeAPI): void {
     const poller = new Poller<SendFunction>({
       shared: poolNode.shared,
       targets,
-      intervalMs: Number.isFinite(intervalS) && intervalS > 0 ? Math.max(MIN_INTERVAL_MS, intervalS * 1000) : 0,
+      intervalMs:
+        Number.isFinite(intervalS) && intervalS > 0
+          ? Math.max(MIN_INTERVAL_MS, intervalS * 1000)
+          : 0,
     });
     poolNode.register(this);
 
@@ -52,12 +55,12 @@ export = function (RED: NodeAPI): void {
       const devices = cycle.devices.length > 0 ? { devices: cycle.devices } : {};
       if (def.output === 'cycle' || cycle.readings.length === 0) {
         if (cycle.readings.length > 0 || cycle.devices.length > 0) {
-          send({ topic: 'kasa-poll', payload: cycle.readings, ...devices } as NodeMessage);
+          send({ topic: 'kasa-poll', payload: cycle.readings, ...devices });
         }
         return;
       }
       cycle.readings.forEach((reading, index) => {
-        send({ topic: reading.device_id, payload: reading, ...(index === 0 ? devices : {}) } as NodeMessage);
+        send({ topic: reading.device_id, payload: reading, ...(index === 0 ? devices : {}) });
       });
     };
 
@@ -66,13 +69,25 @@ export = function (RED: NodeAPI): void {
       showStatus();
     });
     poller.on('failing', (target, error) => {
-      const text = t('errors.device-failing', { device: target.key, cause: describeError(RED, error) });
-      this.error(text, { topic: target.key, payload: { device: target.key, code: error.code, error: text } });
+      const text = t('errors.device-failing', {
+        device: target.key,
+        cause: describeError(RED, error),
+      });
+      this.error(text, {
+        topic: target.key,
+        payload: { device: target.key, code: error.code, error: text },
+      });
     });
     poller.on('recovered', (target) => this.log(t('log.device-recovered', { device: target.key })));
-    poller.on('problem', (target, error) => this.warn(`${target.key}: ${describeError(RED, error)}`));
+    poller.on('problem', (target, error) =>
+      this.warn(`${target.key}: ${describeError(RED, error)}`),
+    );
     poller.on('notice', (target, notice) => {
-      const text = t(`log.${notice.kind}`, { device: notice.device_id, previous: notice.previous_device_id, target: target.key });
+      const text = t(`log.${notice.kind}`, {
+        device: notice.device_id,
+        previous: notice.previous_device_id,
+        target: target.key,
+      });
       if (notice.kind === 'identity-changed') this.warn(text);
       else this.log(text);
     });
@@ -86,8 +101,11 @@ export = function (RED: NodeAPI): void {
       }
       if (msg.interval !== undefined) {
         const interval = Number(msg.interval);
-        if (!Number.isFinite(interval) || (interval !== 0 && (interval < MIN_INTERVAL_MS || interval > MAX_INTERVAL_MS))) {
-          throw new Error(t('errors.bad-interval', { value: String(msg.interval) }));
+        if (
+          !Number.isFinite(interval) ||
+          (interval !== 0 && (interval < MIN_INTERVAL_MS || interval > MAX_INTERVAL_MS))
+        ) {
+          throw new Error(t('errors.bad-interval', { value: JSON.stringify(msg.interval) }));
         }
         poller.setInterval(interval, typeof name === 'string' && name !== '' ? chosen : undefined);
         return;

@@ -40,7 +40,9 @@ function report(): void {
       .all() as { alias: string; n: number; max_w: number; wh: number }[];
     console.log(`[demo] ${new Date().toLocaleTimeString()}: ${rows.length} series in the database`);
     for (const row of rows) {
-      console.log(`         ${row.alias.padEnd(14)} ${String(row.n).padStart(5)} rows  max ${String(row.max_w).padStart(7)} W  ${String(row.wh).padStart(7)} Wh`);
+      console.log(
+        `         ${row.alias.padEnd(14)} ${String(row.n).padStart(5)} rows  max ${String(row.max_w).padStart(7)} W  ${String(row.wh).padStart(7)} Wh`,
+      );
     }
   } catch {
     console.log('[demo] waiting for the first readings ...');
@@ -52,7 +54,9 @@ function report(): void {
 async function main(): Promise<void> {
   mkdirSync(USER_DIR, { recursive: true });
   const home = await startSimulatedHome();
-  console.log(`[demo] ${home.devices.length} simulated devices on ${home.devices.map((device) => device.host).join(', ')}`);
+  console.log(
+    `[demo] ${home.devices.length} simulated devices on ${home.devices.map((device) => device.host).join(', ')}`,
+  );
   let nodeRed: NodeRedProcess | undefined;
   let stopping = false;
   const stop = async (code: number) => {

@@ -12,7 +12,16 @@ module.exports = function (RED) {
 
     node.start = (rounds) =>
       new Promise((resolve) => {
-        run = { rounds, round: 0, pending: 0, latencies: [], started: 0, cpu: null, resolve, triggeredAt: 0 };
+        run = {
+          rounds,
+          round: 0,
+          pending: 0,
+          latencies: [],
+          started: 0,
+          cpu: null,
+          resolve,
+          triggeredAt: 0,
+        };
         run.cpu = process.cpuUsage();
         run.started = performance.now();
         trigger();

@@ -14,7 +14,12 @@ async function main(): Promise<void> {
       fixture: loadFixture('KP115(EU)_1.0_1.0.16'),
       deviceId: `BE4C0000000000000000000000000000000000${String(index).padStart(2, '0')}`,
       recordRequests: false,
-      emeter: () => ({ power_mw: 60000 + index, voltage_mv: 230000, current_ma: 270, total_wh: (total += 1) }),
+      emeter: () => ({
+        power_mw: 60000 + index,
+        voltage_mv: 230000,
+        current_ma: 270,
+        total_wh: (total += 1),
+      }),
     });
     devices.push(await device.start());
   }

@@ -8,7 +8,9 @@ const TSX = join(REPO, 'node_modules', '.bin', 'tsx');
 /** Runs a bench script in its own process and resolves with the JSON it prints last. */
 export function runScript<T>(script: string, args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(TSX, [join(REPO, script), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(TSX, [join(REPO, script), ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.on('error', reject);
@@ -27,9 +29,13 @@ export interface DeviceServer {
 
 /** Starts the fake plugs in a child process. */
 export async function startDeviceServer(count: number): Promise<DeviceServer> {
-  const child: ChildProcess = spawn(TSX, [join(REPO, 'bench/support/device-server.ts'), String(count)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const child: ChildProcess = spawn(
+    TSX,
+    [join(REPO, 'bench/support/device-server.ts'), String(count)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   const lines = createInterface({ input: child.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
     lines.once('line', resolve);

@@ -13,7 +13,8 @@ export interface PollTarget {
   key: string;
 }
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const IPV4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 const ENTRY = /^(\[[0-9A-Fa-f:.]+\]|[^:/\s]+)(?::(\d{1,5}))?(?:\/(\d{1,2}))?$/;
 
@@ -40,7 +41,8 @@ export function parseDeviceEntry(entry: string): PollTarget {
     fail(`"${host}" is not an IPv4 address or host name`);
   }
   const port = rawPort === undefined ? DEFAULT_DEVICE_PORT : Number(rawPort);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) fail(`port ${rawPort ?? ''} is not 1-65535`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    fail(`port ${rawPort ?? ''} is not 1-65535`);
   const outlet = rawOutlet === undefined ? null : Number(rawOutlet);
   const base = addressKey(host, port);
   return { host, port, outlet, key: outlet === null ? base : `${base}/${outlet}` };

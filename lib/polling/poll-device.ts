@@ -16,7 +16,10 @@ import { addressKey, type PollTarget } from './device-entries';
 
 /** The one thing polling needs of the device pool. */
 export interface DeviceRequester {
-  request(address: DeviceAddress, payload: Record<string, unknown>): Promise<Record<string, unknown>>;
+  request(
+    address: DeviceAddress,
+    payload: Record<string, unknown>,
+  ): Promise<Record<string, unknown>>;
 }
 
 /** What polling has learnt about the device at an address, shared by every poll of it. */
@@ -73,7 +76,10 @@ export async function pollTarget(context: PollContext, target: PollTarget): Prom
   const key = addressKey(target.host, target.port);
   const known = context.learned.get(key);
   const askRealtime = known === undefined || (known.has_emeter && !known.is_strip);
-  const reply = await context.requester.request(address, askRealtime ? SYSINFO_AND_REALTIME : SYSINFO);
+  const reply = await context.requester.request(
+    address,
+    askRealtime ? SYSINFO_AND_REALTIME : SYSINFO,
+  );
   const ts = context.clock.now();
   const device = describeDevice(methodReply(reply, 'system', 'get_sysinfo'));
   const outcome: PollOutcome = { target, readings: [], devices: null, problems: [], notices: [] };
@@ -108,7 +114,12 @@ export async function pollTarget(context: PollContext, target: PollTarget): Prom
   const rows = deviceRows(device, target, hasEmeter);
   const signature = JSON.stringify(rows);
   if (known?.signature !== signature) outcome.devices = rows;
-  context.learned.set(key, { device_id: device.device_id, has_emeter: hasEmeter, is_strip: isStrip, signature });
+  context.learned.set(key, {
+    device_id: device.device_id,
+    has_emeter: hasEmeter,
+    is_strip: isStrip,
+    signature,
+  });
   return outcome;
 }
 
@@ -202,7 +213,11 @@ function addReading(
   });
 }
 
-function deviceRows(device: DeviceDescription, target: PollTarget, hasEmeter: boolean): DeviceInfo[] {
+function deviceRows(
+  device: DeviceDescription,
+  target: PollTarget,
+  hasEmeter: boolean,
+): DeviceInfo[] {
   const base = {
     host: target.host,
     port: target.port,
@@ -220,15 +235,13 @@ function deviceRows(device: DeviceDescription, target: PollTarget, hasEmeter: bo
     // A strip's meters belong to its outlets; the strip itself has no series of its own.
     has_emeter: hasEmeter && device.outlets.length === 0,
   };
-  const outlets = device.outlets.map(
-    (outlet): DeviceInfo => ({
-      ...base,
-      device_id: outlet.device_id,
-      parent_id: device.device_id,
-      child_id: outlet.child_id,
-      alias: outlet.alias,
-      has_emeter: hasEmeter,
-    }),
-  );
+  const outlets = device.outlets.map((outlet): DeviceInfo => ({
+    ...base,
+    device_id: outlet.device_id,
+    parent_id: device.device_id,
+    child_id: outlet.child_id,
+    alias: outlet.alias,
+    has_emeter: hasEmeter,
+  }));
   return [parent, ...outlets];
 }

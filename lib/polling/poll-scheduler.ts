@@ -93,7 +93,9 @@ export class PollScheduler<Sink = undefined> {
     if (!this.running) return;
     for (const interval of new Set(this.intervals.values())) {
       if (interval <= 0) continue;
-      const group = this.options.targets.filter((target) => this.intervals.get(target.key) === interval);
+      const group = this.options.targets.filter(
+        (target) => this.intervals.get(target.key) === interval,
+      );
       const handle = this.clock.setInterval(() => {
         void this.pollNow(group);
       }, interval);

@@ -57,7 +57,8 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
 
   constructor(private readonly options: PollerOptions) {
     super();
-    for (const target of options.targets) this.states.set(target.key, { state: 'unknown', code: null });
+    for (const target of options.targets)
+      this.states.set(target.key, { state: 'unknown', code: null });
     this.scheduler = new PollScheduler<Sink>({
       targets: options.targets,
       intervalMs: options.intervalMs,
@@ -73,7 +74,9 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
   /** Starts the timers and polls every scheduled target once straight away. */
   start(): void {
     this.scheduler.start();
-    const scheduled = this.targets.filter((target) => (this.scheduler.intervalOf(target.key) ?? 0) > 0);
+    const scheduled = this.targets.filter(
+      (target) => (this.scheduler.intervalOf(target.key) ?? 0) > 0,
+    );
     if (scheduled.length > 0) void this.scheduler.pollNow(scheduled);
   }
 
@@ -159,6 +162,7 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
     // Backing off is the same outage continuing, not news.
     const code = error.code === 'DEVICE_BACKING_OFF' ? (previous?.code ?? error.code) : error.code;
     this.states.set(target.key, { state: 'failing', code });
-    if (previous?.state !== 'failing' || previous.code !== code) this.emit('failing', target, error);
+    if (previous?.state !== 'failing' || previous.code !== code)
+      this.emit('failing', target, error);
   }
 }

@@ -143,9 +143,11 @@ export class SharedPoolRegistry {
 }
 
 function signatureOf(options: SharedPoolOptions): string {
-  const { transportFactory: _factory, timers: _timers, ...settings } = options.pool;
+  // Collaborators (functions) are not settings: a redeploy gets fresh ones but may keep the pool.
+  const settingsOnly = (_key: string, value: unknown) =>
+    typeof value === 'function' ? undefined : value;
   return createHash('sha1')
-    .update(JSON.stringify([settings, options.limits, options.baselinePath]))
+    .update(JSON.stringify([options.pool, options.limits, options.baselinePath], settingsOnly))
     .digest('hex');
 }
 

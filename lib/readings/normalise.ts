@@ -78,10 +78,14 @@ function throwOnErrorCode(result: JsonObject, what: string): void {
   const code = result.err_code;
   if (code !== undefined && code !== 0) {
     const message = text(result.err_msg) ?? 'no message';
-    throw new KasaError('DEVICE_ERROR_REPLY', `${what} failed: err_code ${String(code)} (${message})`, {
-      err_code: code,
-      err_msg: message,
-    });
+    throw new KasaError(
+      'DEVICE_ERROR_REPLY',
+      `${what} failed: err_code ${JSON.stringify(code)} (${message})`,
+      {
+        err_code: code,
+        err_msg: message,
+      },
+    );
   }
 }
 
@@ -126,7 +130,13 @@ export function describeDevice(sysinfo: JsonObject): DeviceDescription {
  * Picks the field of newer hardware when present, else the one of HS110 v1, each with the factor
  * that brings it to our unit.
  */
-function unitField(result: JsonObject, newKey: string, newScale: number, oldKey: string, oldScale: number) {
+function unitField(
+  result: JsonObject,
+  newKey: string,
+  newScale: number,
+  oldKey: string,
+  oldScale: number,
+) {
   const fromNew = finite(result[newKey]);
   if (fromNew !== null) return tidy(fromNew * newScale);
   const fromOld = finite(result[oldKey]);
@@ -158,13 +168,21 @@ export interface PlausibilityLimits {
   maxCurrentA: number;
 }
 
-export const DEFAULT_LIMITS: PlausibilityLimits = { maxPowerW: 4000, maxVoltageV: 300, maxCurrentA: 20 };
+export const DEFAULT_LIMITS: PlausibilityLimits = {
+  maxPowerW: 4000,
+  maxVoltageV: 300,
+  maxCurrentA: 20,
+};
 
 /**
  * Throws IMPLAUSIBLE_READING for a physically impossible sample. Power below volts times amps is
  * normal (power factor < 1, case-014) and is never questioned.
  */
-export function checkPlausible(realtime: Realtime, limits: PlausibilityLimits, deviceId: string): void {
+export function checkPlausible(
+  realtime: Realtime,
+  limits: PlausibilityLimits,
+  deviceId: string,
+): void {
   const problems: string[] = [];
   const { power_w: power, voltage_v: voltage, current_a: current } = realtime;
   if (power !== null && (power < 0 || power > limits.maxPowerW)) {

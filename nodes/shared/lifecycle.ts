@@ -14,7 +14,7 @@ export function onInput(
       done(error instanceof Error ? error : new Error(errorMessage(error)));
     };
     try {
-      const result = handler(msg, send as SendFunction);
+      const result = handler(msg, send);
       if (result instanceof Promise) {
         result.then(() => done(), fail);
       } else {

@@ -24,22 +24,24 @@ interface StoredSeries {
 describe('end to end: the example flow in a real Node-RED', function () {
   this.timeout(60_000);
   let home: SimulatedHome;
-  let simulator: { start(): Promise<unknown>; stop(): Promise<unknown>; deviceNetworking: { on(event: string, listener: () => void): void } };
-  let simulatorPort: number;
   let nodeRed: NodeRedProcess;
+  const cleanups: (() => Promise<unknown>)[] = [];
   const simulatorId = '8006E2E0000000000000000000000000000000A1';
 
   before(async function () {
     home = await startSimulatedHome(await freeLoopbackPort('127.0.0.20'), 20);
-    simulatorPort = await freeLoopbackPort('127.0.0.26');
+    cleanups.push(() => home.stop());
+    const simulatorPort = await freeLoopbackPort('127.0.0.26');
     const options = {
       model: 'hs110',
       address: '127.0.0.26',
       port: simulatorPort,
       data: { alias: 'Simulated HS110', system: { sysinfo: { deviceId: simulatorId } } },
     };
-    simulator = new SimulatedDevice(options as ConstructorParameters<typeof SimulatedDevice>[0]) as unknown as typeof simulator;
+    const simulator = new SimulatedDevice(options as never);
     await simulator.start();
+    cleanups.push(() => simulator.stop());
+    // The simulator re-emits socket errors here; unheard they would crash the test process.
     simulator.deviceNetworking.on('error', () => undefined);
     const flow = JSON.parse(readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>[];
     for (const node of flow) {
@@ -49,16 +51,18 @@ describe('end to end: the example flow in a real Node-RED', function () {
       }
     }
     nodeRed = await startNodeRed({ flows: flow });
+    cleanups.push(() => nodeRed.stop());
   });
 
   after(async function () {
-    await nodeRed?.stop();
-    await simulator?.stop();
-    await home?.stop();
+    for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
   function series(): StoredSeries[] {
-    const db = new Database(join(nodeRed.userDir, 'kasa-monitor.db'), { readonly: true, fileMustExist: true });
+    const db = new Database(join(nodeRed.userDir, 'kasa-monitor.db'), {
+      readonly: true,
+      fileMustExist: true,
+    });
     try {
       return db
         .prepare(
@@ -90,21 +94,34 @@ describe('end to end: the example flow in a real Node-RED', function () {
     for (const row of stored) {
       assert.ok(row.rows >= 3, `${row.device_id}: ${row.rows} rows`);
       // Both unit styles end up in volts: about 230 V for our loads, about 120 V for the simulator.
-      assert.ok(row.min_v > 100 && row.max_v < 260, `${row.device_id}: ${row.min_v}..${row.max_v} V`);
+      assert.ok(
+        row.min_v > 100 && row.max_v < 260,
+        `${row.device_id}: ${row.min_v}..${row.max_v} V`,
+      );
       assert.ok(row.max_a < 20, `${row.device_id}: ${row.max_a} A`);
       assert.equal(row.negative_energy, 0);
     }
     const heater = stored.find((row) => row.device_id === home.meteredIds.at(-1));
-    assert.ok(heater && heater.max_w > 700 && heater.max_w < 800, `HS300 outlet 5 draws ~750 W, got ${heater?.max_w}`);
+    assert.ok(
+      heater && heater.max_w > 700 && heater.max_w < 800,
+      `HS300 outlet 5 draws ~750 W, got ${heater?.max_w}`,
+    );
 
     const db = new Database(join(nodeRed.userDir, 'kasa-monitor.db'), { readonly: true });
     try {
       const meterless = db
-        .prepare(`SELECT device_id, has_emeter FROM devices WHERE device_id IN (?, ?) ORDER BY device_id`)
+        .prepare(
+          `SELECT device_id, has_emeter FROM devices WHERE device_id IN (?, ?) ORDER BY device_id`,
+        )
         .all(...home.meterlessIds) as { device_id: string; has_emeter: number }[];
-      assert.deepEqual(meterless, [...home.meterlessIds].sort().map((id) => ({ device_id: id, has_emeter: 0 })));
+      assert.deepEqual(
+        meterless,
+        [...home.meterlessIds].sort().map((id) => ({ device_id: id, has_emeter: 0 })),
+      );
       const meterlessRows = db
-        .prepare(`SELECT COUNT(*) AS n FROM readings r JOIN devices d ON d.id = r.device WHERE d.has_emeter = 0`)
+        .prepare(
+          `SELECT COUNT(*) AS n FROM readings r JOIN devices d ON d.id = r.device WHERE d.has_emeter = 0`,
+        )
         .get() as { n: number };
       assert.equal(meterlessRows.n, 0);
     } finally {
@@ -113,7 +130,10 @@ describe('end to end: the example flow in a real Node-RED', function () {
   });
 
   it('logs no errors', function () {
-    const errors = nodeRed.log().split('\n').filter((line) => /\[error\]/.test(line));
+    const errors = nodeRed
+      .log()
+      .split('\n')
+      .filter((line) => /\[error\]/.test(line));
     assert.deepEqual(errors, []);
   });
 });

@@ -3,15 +3,43 @@ import assert from 'node:assert/strict';
 import { FakeKasaDevice, loadFixture } from '../support/fake-kasa-device';
 import { collect, delay, helper, nodes, unloadAll } from '../support/node-helper';
 
-const POOL = { id: 'pool', type: 'kasa-device-pool', name: 'Kasa devices', maxInFlight: 8, timeout: 1, retries: 0, maxPowerW: 4000 };
+const POOL = {
+  id: 'pool',
+  type: 'kasa-device-pool',
+  name: 'Kasa devices',
+  maxInFlight: 8,
+  timeout: 1,
+  retries: 0,
+  maxPowerW: 4000,
+};
 
 function flow(poll: Record<string, unknown>) {
   return [
     { id: 'tab', type: 'tab', label: 'test' },
     POOL,
-    { id: 'poll', type: 'kasa-poll', z: 'tab', x: 100, y: 100, pool: 'pool', interval: 0, output: 'reading', wires: [['out']], ...poll },
+    {
+      id: 'poll',
+      type: 'kasa-poll',
+      z: 'tab',
+      x: 100,
+      y: 100,
+      pool: 'pool',
+      interval: 0,
+      output: 'reading',
+      wires: [['out']],
+      ...poll,
+    },
     { id: 'out', type: 'helper', z: 'tab', x: 300, y: 100, wires: [] },
-    { id: 'catcher', type: 'catch', z: 'tab', x: 100, y: 200, scope: null, uncaught: false, wires: [['caught']] },
+    {
+      id: 'catcher',
+      type: 'catch',
+      z: 'tab',
+      x: 100,
+      y: 200,
+      scope: null,
+      uncaught: false,
+      wires: [['caught']],
+    },
     { id: 'caught', type: 'helper', z: 'tab', x: 300, y: 200, wires: [] },
   ];
 }
@@ -22,22 +50,25 @@ describe('kasa-poll node', function () {
   this.timeout(15_000);
   const devices: FakeKasaDevice[] = [];
 
-  async function device(fixture: string, options: Partial<ConstructorParameters<typeof FakeKasaDevice>[0]> = {}) {
+  async function device(
+    fixture: string,
+    options: Partial<ConstructorParameters<typeof FakeKasaDevice>[0]> = {},
+  ) {
     const fake = new FakeKasaDevice({ fixture: loadFixture(fixture), ...options });
     await fake.start();
     devices.push(fake);
     return fake;
   }
 
-  before(async function () {
-    await helper.startServer();
+  before(function (done) {
+    helper.startServer(done);
   });
   afterEach(async function () {
     await unloadAll();
     await Promise.all(devices.splice(0).map((fake) => fake.stop()));
   });
-  after(async function () {
-    await helper.stopServer();
+  after(function (done) {
+    helper.stopServer(done);
   });
 
   it('polls on input and sends one reading per plug in DESIGN units', async function () {
@@ -73,7 +104,12 @@ describe('kasa-poll node', function () {
 
   it('sends one message per cycle with every HS300 outlet in cycle mode', async function () {
     const strip = await device('HS300(US)_2.0_1.0.3', {
-      emeter: (childId) => ({ power_mw: 1000 * (1 + Number(childId?.slice(-2))), voltage_mv: 120000, current_ma: 10, total_wh: 5 }),
+      emeter: (childId) => ({
+        power_mw: 1000 * (1 + Number(childId?.slice(-2))),
+        voltage_mv: 120000,
+        current_ma: 10,
+        total_wh: 5,
+      }),
     });
     await helper.load(loadNodes, flow({ devices: `127.0.0.1:${strip.port}`, output: 'cycle' }));
     const received = collect(helper.getNode('out'), 1);
@@ -81,7 +117,10 @@ describe('kasa-poll node', function () {
     const [msg] = await received;
     assert.ok(Array.isArray(msg.payload));
     assert.deepEqual(
-      msg.payload.map((reading: { device_id: string; power_w: number }) => [reading.device_id, reading.power_w]),
+      msg.payload.map((reading: { device_id: string; power_w: number }) => [
+        reading.device_id,
+        reading.power_w,
+      ]),
       strip.childIds.map((id, index) => [id, index + 1]),
     );
     assert.equal(msg.devices.length, 7);
@@ -102,7 +141,10 @@ describe('kasa-poll node', function () {
     const healthy = await device('KP115(EU)_1.0_1.0.16');
     const broken = await device('HS110(EU)_4.0_1.0.4');
     broken.behaviour = 'close';
-    await helper.load(loadNodes, flow({ devices: `127.0.0.1:${healthy.port}, 127.0.0.1:${broken.port}` }));
+    await helper.load(
+      loadNodes,
+      flow({ devices: `127.0.0.1:${healthy.port}, 127.0.0.1:${broken.port}` }),
+    );
     const poll = helper.getNode('poll');
     const caught: any[] = [];
     helper.getNode('caught').on('input', (msg: any) => caught.push(msg));
@@ -118,12 +160,19 @@ describe('kasa-poll node', function () {
     assert.equal(caught[0].payload.code, 'DEVICE_CLOSED');
     assert.equal(caught[0].error.source.id, 'poll');
     const statuses = (poll.status as any).args.map((call: any[]) => call[0]);
-    assert.deepEqual(statuses.at(-1), { fill: 'yellow', shape: 'ring', text: 'kasa-poll.status.counts' });
+    assert.deepEqual(statuses.at(-1), {
+      fill: 'yellow',
+      shape: 'ring',
+      text: 'kasa-poll.status.counts',
+    });
   });
 
   it('rejects malformed device entries with an error and polls the good ones', async function () {
     const plug = await device('KP115(EU)_1.0_1.0.16');
-    await helper.load(loadNodes, flow({ devices: `not a host!\n127.0.0.1:${plug.port}\n127.0.0.1:99999` }));
+    await helper.load(
+      loadNodes,
+      flow({ devices: `not a host!\n127.0.0.1:${plug.port}\n127.0.0.1:99999` }),
+    );
     const poll = helper.getNode('poll');
     const errors = (poll.error as any).args.map((call: any[]) => String(call[0]));
     assert.equal(errors.length, 2);
@@ -137,10 +186,24 @@ describe('kasa-poll node', function () {
   it('shows a red status and an error without a pool', async function () {
     await helper.load(loadNodes, [
       { id: 'tab', type: 'tab' },
-      { id: 'poll', type: 'kasa-poll', z: 'tab', x: 100, y: 100, pool: 'missing', devices: '127.0.0.1', interval: 0, wires: [] },
+      {
+        id: 'poll',
+        type: 'kasa-poll',
+        z: 'tab',
+        x: 100,
+        y: 100,
+        pool: 'missing',
+        devices: '127.0.0.1',
+        interval: 0,
+        wires: [],
+      },
     ]);
     const poll = helper.getNode('poll');
-    assert.deepEqual((poll.status as any).lastCall.args[0], { fill: 'red', shape: 'ring', text: 'kasa-poll.status.no-pool' });
+    assert.deepEqual((poll.status as any).lastCall.args[0], {
+      fill: 'red',
+      shape: 'ring',
+      text: 'kasa-poll.status.no-pool',
+    });
     assert.equal((poll.error as any).lastCall.args[0], 'kasa-poll.errors.no-pool');
     poll.receive({ payload: 'ignored' });
   });
@@ -148,7 +211,10 @@ describe('kasa-poll node', function () {
   it('narrows a poll to msg.topic and changes the interval of that device only', async function () {
     const first = await device('KP115(EU)_1.0_1.0.16');
     const second = await device('HS110(EU)_4.0_1.0.4');
-    await helper.load(loadNodes, flow({ devices: `127.0.0.1:${first.port}\n127.0.0.1:${second.port}` }));
+    await helper.load(
+      loadNodes,
+      flow({ devices: `127.0.0.1:${first.port}\n127.0.0.1:${second.port}` }),
+    );
     const poll = helper.getNode('poll');
     const received = collect(helper.getNode('out'), 1);
     poll.receive({ topic: `127.0.0.1:${second.port}` });

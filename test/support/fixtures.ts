@@ -4,7 +4,9 @@ import { join } from 'node:path';
 const FIXTURES = join(__dirname, '..', 'fixtures');
 
 /** A trimmed real device reply set from test/fixtures/kasa-iot (module -> method -> reply). */
-export function deviceFixture(name: string): Record<string, Record<string, Record<string, unknown>>> {
+export function deviceFixture(
+  name: string,
+): Record<string, Record<string, Record<string, unknown>>> {
   return JSON.parse(readFileSync(join(FIXTURES, 'kasa-iot', `${name}.json`), 'utf8')) as Record<
     string,
     Record<string, Record<string, unknown>>

@@ -8,7 +8,9 @@ export const helper = testHelper as unknown as Omit<typeof testHelper, 'load'> &
 };
 
 // Pools close as soon as their config node stops, so every test can check nothing is left open.
-testHelper.init(require.resolve('node-red'), { kasaMonitor: { poolLingerMs: 0 } } as unknown as Parameters<typeof testHelper.init>[1]);
+testHelper.init(require.resolve('node-red'), {
+  kasaMonitor: { poolLingerMs: 0 },
+} as unknown as Parameters<typeof testHelper.init>[1]);
 
 /** Built node modules, as Node-RED loads them (run `npm run build` first; `npm test` does). */
 export const nodes = {
@@ -18,10 +20,17 @@ export const nodes = {
 };
 
 /** Resolves with the next `count` messages a helper node receives. */
-export function collect(node: { on(event: 'input', listener: (msg: any) => void): void }, count: number, timeoutMs = 5000): Promise<any[]> {
+export function collect(
+  node: { on(event: 'input', listener: (msg: any) => void): void },
+  count: number,
+  timeoutMs = 5000,
+): Promise<any[]> {
   return new Promise((resolve, reject) => {
     const messages: any[] = [];
-    const timer = setTimeout(() => reject(new Error(`got ${messages.length} of ${count} messages in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`got ${messages.length} of ${count} messages in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     node.on('input', (msg) => {
       messages.push(msg);
       if (messages.length === count) {
@@ -37,5 +46,6 @@ export const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve
 /** Unloads the flows and checks that no pool outlived them. */
 export async function unloadAll(): Promise<void> {
   await helper.unload();
-  if (sharedPools.size !== 0) throw new Error(`${sharedPools.size} device pools left open after unload`);
+  if (sharedPools.size !== 0)
+    throw new Error(`${sharedPools.size} device pools left open after unload`);
 }

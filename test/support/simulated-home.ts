@@ -60,7 +60,8 @@ function baseUnits(metered: MeteredLoad, seconds: number): Record<string, number
 /** A copy of a strip's fixture whose outlets carry the given names. */
 function withOutletAliases(fixture: KasaFixture, aliases: string[]): KasaFixture {
   const copy = structuredClone(fixture);
-  const children = (copy.system?.get_sysinfo as { children?: { alias: string }[] } | undefined)?.children ?? [];
+  const children =
+    (copy.system?.get_sysinfo as { children?: { alias: string }[] } | undefined)?.children ?? [];
   children.forEach((child, index) => (child.alias = aliases[index] ?? child.alias));
   return copy;
 }
@@ -86,27 +87,80 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
   const seconds = () => (Date.now() - started) / 1000;
   const host = (offset: number) => `127.0.0.${firstHost + offset}`;
   const id = (n: number) => `8006A0B1C2D3E4F5A6B7C8D9E0F1A2B3C4D5E6${String(n).padStart(2, '0')}`;
-  const stripLoads = [steady(120, 25), steady(28, 1), steady(9, 0.3), steady(40), steady(6, 2), steady(750, 40)].map(meter);
+  const stripLoads = [
+    steady(120, 25),
+    steady(28, 1),
+    steady(9, 0.3),
+    steady(40),
+    steady(6, 2),
+    steady(750, 40),
+  ].map(meter);
   const fridgeMeter = meter(fridge);
   const tvMeter = meter(television);
   const kettleMeter = meter(kettle);
   const onTime = () => 86_400 + Math.floor(seconds());
 
   const devices = [
-    new FakeKasaDevice({ host: host(0), port, fixture: loadFixture('HS110(EU)_1.0_1.2.5'), deviceId: id(1), alias: 'Fridge', onTime, emeter: () => baseUnits(fridgeMeter, seconds()) }),
-    new FakeKasaDevice({ host: host(1), port, fixture: loadFixture('HS110(EU)_4.0_1.0.4'), deviceId: id(2), alias: 'TV', onTime, emeter: () => milliUnits(tvMeter, seconds()) }),
-    new FakeKasaDevice({ host: host(2), port, fixture: loadFixture('KP115(EU)_1.0_1.0.16'), deviceId: id(3), alias: 'Kettle', onTime, emeter: () => milliUnits(kettleMeter, seconds()) }),
+    new FakeKasaDevice({
+      host: host(0),
+      port,
+      fixture: loadFixture('HS110(EU)_1.0_1.2.5'),
+      deviceId: id(1),
+      alias: 'Fridge',
+      onTime,
+      emeter: () => baseUnits(fridgeMeter, seconds()),
+    }),
+    new FakeKasaDevice({
+      host: host(1),
+      port,
+      fixture: loadFixture('HS110(EU)_4.0_1.0.4'),
+      deviceId: id(2),
+      alias: 'TV',
+      onTime,
+      emeter: () => milliUnits(tvMeter, seconds()),
+    }),
+    new FakeKasaDevice({
+      host: host(2),
+      port,
+      fixture: loadFixture('KP115(EU)_1.0_1.0.16'),
+      deviceId: id(3),
+      alias: 'Kettle',
+      onTime,
+      emeter: () => milliUnits(kettleMeter, seconds()),
+    }),
     new FakeKasaDevice({
       host: host(3),
       port,
-      fixture: withOutletAliases(loadFixture('HS300(US)_2.0_1.0.3'), ['Desk PC', 'Monitor', 'Router', 'Lamp', 'Charger', 'Heater']),
+      fixture: withOutletAliases(loadFixture('HS300(US)_2.0_1.0.3'), [
+        'Desk PC',
+        'Monitor',
+        'Router',
+        'Lamp',
+        'Charger',
+        'Heater',
+      ]),
       deviceId: id(4),
       alias: 'Office strip',
       onTime,
-      emeter: (childId) => milliUnits(stripLoads[Number(childId?.slice(-2) ?? 0)] ?? stripLoads[0]!, seconds()),
+      emeter: (childId) =>
+        milliUnits(stripLoads[Number(childId?.slice(-2) ?? 0)] ?? stripLoads[0]!, seconds()),
     }),
-    new FakeKasaDevice({ host: host(4), port, fixture: loadFixture('HS100(UK)_1.0_1.2.6'), deviceId: id(5), alias: 'Hall lamp', onTime }),
-    new FakeKasaDevice({ host: host(5), port, fixture: loadFixture('KP303(UK)_1.0_1.0.3'), deviceId: id(6), alias: 'Garden strip', onTime }),
+    new FakeKasaDevice({
+      host: host(4),
+      port,
+      fixture: loadFixture('HS100(UK)_1.0_1.2.6'),
+      deviceId: id(5),
+      alias: 'Hall lamp',
+      onTime,
+    }),
+    new FakeKasaDevice({
+      host: host(5),
+      port,
+      fixture: loadFixture('KP303(UK)_1.0_1.0.3'),
+      deviceId: id(6),
+      alias: 'Garden strip',
+      onTime,
+    }),
   ];
   try {
     for (const device of devices) await device.start();
@@ -117,7 +171,9 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
   const strip = devices[3]!;
   return {
     devices,
-    deviceList: devices.map((device) => (port === 9999 ? device.host : `${device.host}:${device.port}`)).join('\n'),
+    deviceList: devices
+      .map((device) => (port === 9999 ? device.host : `${device.host}:${device.port}`))
+      .join('\n'),
     meteredIds: [id(1), id(2), id(3), ...strip.childIds],
     meterlessIds: [id(5), id(6)],
     stop: async () => {

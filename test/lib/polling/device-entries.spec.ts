@@ -5,10 +5,30 @@ import { parseDeviceEntry, parseDeviceList } from '../../../lib/polling/device-e
 
 describe('device entries', function () {
   it('parses host, host:port and host:port/outlet', function () {
-    assert.deepEqual(parseDeviceEntry('127.0.0.2'), { host: '127.0.0.2', port: 9999, outlet: null, key: '127.0.0.2:9999' });
-    assert.deepEqual(parseDeviceEntry(' plug.local:10000 '), { host: 'plug.local', port: 10000, outlet: null, key: 'plug.local:10000' });
-    assert.deepEqual(parseDeviceEntry('127.0.0.3/4'), { host: '127.0.0.3', port: 9999, outlet: 4, key: '127.0.0.3:9999/4' });
-    assert.deepEqual(parseDeviceEntry('[::1]:9999/0'), { host: '::1', port: 9999, outlet: 0, key: '[::1]:9999/0' });
+    assert.deepEqual(parseDeviceEntry('127.0.0.2'), {
+      host: '127.0.0.2',
+      port: 9999,
+      outlet: null,
+      key: '127.0.0.2:9999',
+    });
+    assert.deepEqual(parseDeviceEntry(' plug.local:10000 '), {
+      host: 'plug.local',
+      port: 10000,
+      outlet: null,
+      key: 'plug.local:10000',
+    });
+    assert.deepEqual(parseDeviceEntry('127.0.0.3/4'), {
+      host: '127.0.0.3',
+      port: 9999,
+      outlet: 4,
+      key: '127.0.0.3:9999/4',
+    });
+    assert.deepEqual(parseDeviceEntry('[::1]:9999/0'), {
+      host: '::1',
+      port: 9999,
+      outlet: 0,
+      key: '[::1]:9999/0',
+    });
   });
 
   it('rejects malformed entries with a reason', function () {
@@ -22,14 +42,19 @@ describe('device entries', function () {
     ] as const) {
       assert.throws(
         () => parseDeviceEntry(entry),
-        (error: unknown) => error instanceof KasaError && error.code === 'BAD_DEVICE_ENTRY' && reason.test(error.message),
+        (error: unknown) =>
+          error instanceof KasaError &&
+          error.code === 'BAD_DEVICE_ENTRY' &&
+          reason.test(error.message),
         entry,
       );
     }
   });
 
   it('splits lines and commas, skips blanks, comments and duplicates, and keeps good entries next to bad ones', function () {
-    const { targets, errors } = parseDeviceList('127.0.0.2, 127.0.0.3:9999\n\n# kitchen\n127.0.0.4/1 # kettle\nnot a host\n127.0.0.2');
+    const { targets, errors } = parseDeviceList(
+      '127.0.0.2, 127.0.0.3:9999\n\n# kitchen\n127.0.0.4/1 # kettle\nnot a host\n127.0.0.2',
+    );
     assert.deepEqual(
       targets.map((target) => target.key),
       ['127.0.0.2:9999', '127.0.0.3:9999', '127.0.0.4:9999/1'],

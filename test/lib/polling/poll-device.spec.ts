@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 
 import { KasaError } from '../../../lib/errors';
 import { parseDeviceEntry } from '../../../lib/polling/device-entries';
-import { pollTarget, type DeviceRequester, type PollContext } from '../../../lib/polling/poll-device';
+import {
+  pollTarget,
+  type DeviceRequester,
+  type PollContext,
+} from '../../../lib/polling/poll-device';
 import { EnergyTracker } from '../../../lib/readings/energy';
 import { DEFAULT_LIMITS } from '../../../lib/readings/normalise';
 import { deviceFixture, fieldCase } from '../../support/fixtures';
@@ -12,7 +16,10 @@ type Reply = Record<string, unknown>;
 /** Answers like a device from fixture data, in memory, and records what it was asked. */
 class FixtureRequester implements DeviceRequester {
   readonly requests: Reply[] = [];
-  constructor(public fixture: Record<string, Record<string, Reply>>, public realtime?: (childId: string | null) => Reply) {}
+  constructor(
+    public fixture: Record<string, Record<string, Reply>>,
+    public realtime?: (childId: string | null) => Reply,
+  ) {}
 
   request(_address: unknown, payload: Reply): Promise<Reply> {
     this.requests.push(payload);
@@ -27,8 +34,10 @@ class FixtureRequester implements DeviceRequester {
       }
       reply[module] = {};
       for (const method of Object.keys(methods as object)) {
-        const custom = module === 'emeter' && this.realtime ? this.realtime(childIds?.[0] ?? null) : undefined;
-        reply[module][method] = custom ?? known[method] ?? { err_code: -2, err_msg: 'member not support' };
+        const custom =
+          module === 'emeter' && this.realtime ? this.realtime(childIds?.[0] ?? null) : undefined;
+        reply[module][method] = custom ??
+          known[method] ?? { err_code: -2, err_msg: 'member not support' };
       }
     }
     return Promise.resolve(reply);
@@ -36,7 +45,13 @@ class FixtureRequester implements DeviceRequester {
 }
 
 function contextFor(requester: DeviceRequester, now = { t: 1_700_000_000_000 }): PollContext {
-  return { requester, tracker: new EnergyTracker(), learned: new Map(), limits: DEFAULT_LIMITS, clock: { now: () => (now.t += 10_000) } };
+  return {
+    requester,
+    tracker: new EnergyTracker(),
+    learned: new Map(),
+    limits: DEFAULT_LIMITS,
+    clock: { now: () => (now.t += 10_000) },
+  };
 }
 
 describe('pollTarget()', function () {
@@ -64,7 +79,13 @@ describe('pollTarget()', function () {
     const powers = [1000, 2000, 3000, 4000, 5000, 60000];
     const requester = new FixtureRequester(fixture, (childId) => {
       const index = childId === null ? 0 : Number(childId.slice(-2));
-      return { power_mw: powers[index], voltage_mv: 120000, current_ma: 100, total_wh: 10 + index, err_code: 0 };
+      return {
+        power_mw: powers[index],
+        voltage_mv: 120000,
+        current_ma: 100,
+        total_wh: 10 + index,
+        err_code: 0,
+      };
     });
     const context = contextFor(requester);
     const outcome = await pollTarget(context, parseDeviceEntry('127.0.0.5'));
@@ -74,11 +95,17 @@ describe('pollTarget()', function () {
       powers.map((power, index) => [`${parent}0${index}`, power / 1000, `${parent}0${index}`]),
     );
     assert.equal(outcome.devices?.length, 7);
-    assert.equal(outcome.devices?.[0]?.has_emeter, false, 'the strip has no series of its own');
-    assert.ok(outcome.devices?.slice(1).every((row) => row.parent_id === parent && row.has_emeter));
+    const rows = outcome.devices;
+    assert.ok(rows);
+    assert.equal(rows[0]?.has_emeter, false, 'the strip has no series of its own');
+    assert.ok(rows.slice(1).every((row) => row.parent_id === parent && row.has_emeter));
     requester.requests.length = 0;
     await pollTarget(context, parseDeviceEntry('127.0.0.5'));
-    assert.equal(requester.requests.length, 7, '1 sysinfo + 6 outlet requests per cycle (case-028 budget)');
+    assert.equal(
+      requester.requests.length,
+      7,
+      '1 sysinfo + 6 outlet requests per cycle (case-028 budget)',
+    );
     assert.deepEqual(requester.requests[0], { system: { get_sysinfo: {} } });
   });
 
@@ -90,7 +117,10 @@ describe('pollTarget()', function () {
     assert.match(outcome.readings[0]!.device_id, /05$/);
     await assert.rejects(
       pollTarget(context, parseDeviceEntry('127.0.0.5/6')),
-      (error: unknown) => error instanceof KasaError && error.code === 'NO_SUCH_OUTLET' && /has 6 outlets/.test(error.message),
+      (error: unknown) =>
+        error instanceof KasaError &&
+        error.code === 'NO_SUCH_OUTLET' &&
+        /has 6 outlets/.test(error.message),
     );
   });
 
@@ -108,14 +138,20 @@ describe('pollTarget()', function () {
     }
     const emeterRequests = requester.requests.filter((request) => 'emeter' in request).length;
     assert.ok(emeterRequests <= 1, `${emeterRequests} emeter requests; ${expected['onoff-plug']}`);
-    assert.deepEqual(notices.map((notice) => notice.kind), ['no-emeter']);
+    assert.deepEqual(
+      notices.map((notice) => notice.kind),
+      ['no-emeter'],
+    );
   });
 
   it('rejects the implausible spike of case-013 without moving the energy baseline', async function () {
     const { input, expected } = fieldCase('case-013-absurd-power-spike');
     let sample = 0;
     const fixture = deviceFixture('HS110(EU)_4.0_1.0.4');
-    const requester = new FixtureRequester(fixture, () => ({ ...input.samples[sample], err_code: 0 }));
+    const requester = new FixtureRequester(fixture, () => ({
+      ...input.samples[sample],
+      err_code: 0,
+    }));
     const context = contextFor(requester);
     const stored = [];
     const problems = [];
@@ -125,7 +161,10 @@ describe('pollTarget()', function () {
       problems.push(...outcome.problems);
     }
     assert.equal(stored.length, 3);
-    assert.deepEqual(problems.map((problem) => problem.code), ['IMPLAUSIBLE_READING']);
+    assert.deepEqual(
+      problems.map((problem) => problem.code),
+      ['IMPLAUSIBLE_READING'],
+    );
     const powers = stored.map((reading) => reading.power_w!);
     const average = powers.reduce((sum, power) => sum + power, 0) / powers.length;
     assert.ok(Math.abs(average - expected.avg_power_w) <= 0.01);
@@ -136,15 +175,31 @@ describe('pollTarget()', function () {
 
   it('files readings under the device that answered when another plug takes over the address (case-024)', async function () {
     const { input } = fieldCase('case-024-plug-changes-address');
-    const [fridge, kettle] = Object.values(input.before) as { deviceId: string; alias: string; power_mw: number; mac: string }[];
+    const [fridge, kettle] = Object.values<{
+      deviceId: string;
+      alias: string;
+      power_mw: number;
+      mac: string;
+    }>(input.before);
     const answering = { device: fridge! };
     const fixture = deviceFixture('HS110(EU)_4.0_1.0.4');
-    const requester = new FixtureRequester(fixture, () => ({ power_mw: answering.device.power_mw, voltage_mv: 230000, current_ma: 100, total_wh: 1, err_code: 0 }));
+    const requester = new FixtureRequester(fixture, () => ({
+      power_mw: answering.device.power_mw,
+      voltage_mv: 230000,
+      current_ma: 100,
+      total_wh: 1,
+      err_code: 0,
+    }));
     const original = requester.request.bind(requester);
     requester.request = async (address, payload) => {
       const reply = await original(address, payload);
       const sysinfo = (reply.system as { get_sysinfo: Reply }).get_sysinfo;
-      (reply.system as { get_sysinfo: Reply }).get_sysinfo = { ...sysinfo, deviceId: answering.device.deviceId, alias: answering.device.alias, mac: answering.device.mac };
+      (reply.system as { get_sysinfo: Reply }).get_sysinfo = {
+        ...sysinfo,
+        deviceId: answering.device.deviceId,
+        alias: answering.device.alias,
+        mac: answering.device.mac,
+      };
       return reply;
     };
     const context = contextFor(requester);
@@ -154,6 +209,12 @@ describe('pollTarget()', function () {
     const outcome = await pollTarget(context, target);
     assert.equal(outcome.readings[0]!.device_id, kettle!.deviceId);
     assert.equal(outcome.readings[0]!.power_w, 2000);
-    assert.deepEqual(outcome.notices, [{ device_id: kettle!.deviceId, kind: 'identity-changed', previous_device_id: fridge!.deviceId }]);
+    assert.deepEqual(outcome.notices, [
+      {
+        device_id: kettle!.deviceId,
+        kind: 'identity-changed',
+        previous_device_id: fridge!.deviceId,
+      },
+    ]);
   });
 });

@@ -24,7 +24,9 @@ class ManualTimers implements IntervalTimers {
     const end = this.now + ms;
     for (;;) {
       await new Promise((resolve) => setImmediate(resolve));
-      const due = [...this.active.values()].filter((timer) => timer.due <= end).sort((a, b) => a.due - b.due)[0];
+      const due = [...this.active.values()]
+        .filter((timer) => timer.due <= end)
+        .sort((a, b) => a.due - b.due)[0];
       if (due === undefined) break;
       this.now = due.due;
       due.due += due.ms;

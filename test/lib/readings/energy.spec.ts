@@ -10,11 +10,18 @@ describe('EnergyTracker', function () {
     const { input, expected } = fieldCase('case-011-total-counter-resets-on-reboot');
     const tracker = new EnergyTracker();
     const steps = input.readings.map((reading: { t: string; total_wh: number; on_time: number }) =>
-      tracker.next('plug', { ts: at(reading.t), total_wh: reading.total_wh, on_time_s: reading.on_time }),
+      tracker.next('plug', {
+        ts: at(reading.t),
+        total_wh: reading.total_wh,
+        on_time_s: reading.on_time,
+      }),
     );
     const energies = steps.map((step: { energy_wh: number | null }) => step.energy_wh ?? 0);
     assert.ok(energies.every((energy: number) => energy >= 0));
-    assert.equal(energies.reduce((sum: number, energy: number) => sum + energy, 0), expected.energy_10_00_to_10_25_wh);
+    assert.equal(
+      energies.reduce((sum: number, energy: number) => sum + energy, 0),
+      expected.energy_10_00_to_10_25_wh,
+    );
     assert.deepEqual(
       steps.map((step: { event: string }) => step.event),
       ['first', 'normal', 'normal', 'reset', 'normal', 'normal'],
@@ -34,26 +41,44 @@ describe('EnergyTracker', function () {
     const glitchy = new EnergyTracker();
     glitchy.next('a', { ts: 1, total_wh: 100 });
     assert.equal(glitchy.next('a', { ts: 2, total_wh: 0 }).event, 'suspect-drop');
-    assert.deepEqual(glitchy.next('a', { ts: 3, total_wh: 103 }), { energy_wh: 3, event: 'normal' });
+    assert.deepEqual(glitchy.next('a', { ts: 3, total_wh: 103 }), {
+      energy_wh: 3,
+      event: 'normal',
+    });
 
     const rebooted = new EnergyTracker();
     rebooted.next('b', { ts: 1, total_wh: 100 });
-    assert.deepEqual(rebooted.next('b', { ts: 2, total_wh: 4 }), { energy_wh: 0, event: 'suspect-drop' });
+    assert.deepEqual(rebooted.next('b', { ts: 2, total_wh: 4 }), {
+      energy_wh: 0,
+      event: 'suspect-drop',
+    });
     // Still below the old counter: it was a reset, and the 12 Wh since boot include the held 4.
-    assert.deepEqual(rebooted.next('b', { ts: 3, total_wh: 12 }), { energy_wh: 12, event: 'reset' });
+    assert.deepEqual(rebooted.next('b', { ts: 3, total_wh: 12 }), {
+      energy_wh: 12,
+      event: 'reset',
+    });
   });
 
   it('books nothing for a repeated or older timestamp', function () {
     const tracker = new EnergyTracker();
     tracker.next('a', { ts: 10, total_wh: 1000 });
-    assert.deepEqual(tracker.next('a', { ts: 10, total_wh: 1000 }), { energy_wh: 0, event: 'glitch' });
-    assert.deepEqual(tracker.next('a', { ts: 20, total_wh: 1001 }), { energy_wh: 1, event: 'normal' });
+    assert.deepEqual(tracker.next('a', { ts: 10, total_wh: 1000 }), {
+      energy_wh: 0,
+      event: 'glitch',
+    });
+    assert.deepEqual(tracker.next('a', { ts: 20, total_wh: 1001 }), {
+      energy_wh: 1,
+      event: 'normal',
+    });
   });
 
   it('continues from a seeded baseline, as after a restart', function () {
     const tracker = new EnergyTracker();
     tracker.seed('a', { total_wh: 884, on_time_s: 50, ts: 1 });
-    assert.deepEqual(tracker.next('a', { ts: 2, total_wh: 890, on_time_s: 60 }), { energy_wh: 6, event: 'normal' });
+    assert.deepEqual(tracker.next('a', { ts: 2, total_wh: 890, on_time_s: 60 }), {
+      energy_wh: 6,
+      event: 'normal',
+    });
     assert.deepEqual(tracker.snapshot().a, { total_wh: 890, on_time_s: 60, ts: 2 });
   });
 

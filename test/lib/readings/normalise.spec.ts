@@ -12,7 +12,10 @@ import { deviceFixture, fieldCase } from '../../support/fixtures';
 
 const close = (actual: number | null, expected: number, tolerance = 0.001) => {
   assert.ok(actual !== null, `expected ${expected}, got null`);
-  assert.ok(Math.abs(actual - expected) <= tolerance, `expected ${expected} ± ${tolerance}, got ${actual}`);
+  assert.ok(
+    Math.abs(actual - expected) <= tolerance,
+    `expected ${expected} ± ${tolerance}, got ${actual}`,
+  );
 };
 
 describe('normalise', function () {
@@ -67,7 +70,10 @@ describe('normalise', function () {
       const { input } = fieldCase('case-002-plug-without-emeter');
       const plug = input.devices.find((device: { name: string }) => device.name === 'onoff-plug');
       assert.equal(readRealtime(plug['emeter.get_realtime']), null);
-      assert.equal(readRealtime(methodReply(plug.raw_reply_to_emeter_request, 'emeter', 'get_realtime')), null);
+      assert.equal(
+        readRealtime(methodReply(plug.raw_reply_to_emeter_request, 'emeter', 'get_realtime')),
+        null,
+      );
       const hs103 = deviceFixture('HS103(US)_1.0_1.5.7');
       assert.equal(readRealtime(methodReply(hs103, 'emeter', 'get_realtime')), null);
     });
@@ -123,7 +129,11 @@ describe('normalise', function () {
 
     it('knows strips and plugs without a meter from the feature flag', function () {
       for (const name of ['KP303(UK)_1.0_1.0.3', 'EP40(US)_1.0_1.0.2', 'HS100(UK)_1.0_1.2.6']) {
-        assert.equal(describeDevice(deviceFixture(name).system!.get_sysinfo!).has_emeter, false, name);
+        assert.equal(
+          describeDevice(deviceFixture(name).system!.get_sysinfo!).has_emeter,
+          false,
+          name,
+        );
       }
     });
 
@@ -152,7 +162,10 @@ describe('normalise', function () {
     it('rejects negative power and impossible voltage', function () {
       const base = { power_w: 10, voltage_v: 230, current_a: 0.1, total_wh: 5 };
       assert.throws(() => checkPlausible({ ...base, power_w: -1 }, DEFAULT_LIMITS, 'x'), /power/);
-      assert.throws(() => checkPlausible({ ...base, voltage_v: 5000 }, DEFAULT_LIMITS, 'x'), /voltage/);
+      assert.throws(
+        () => checkPlausible({ ...base, voltage_v: 5000 }, DEFAULT_LIMITS, 'x'),
+        /voltage/,
+      );
     });
   });
 });
