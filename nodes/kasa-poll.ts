@@ -42,8 +42,13 @@ export = function (RED: NodeAPI): void {
     });
     poolNode.register(this);
 
+    let shownCounts = '';
     const showStatus = () => {
       const counts = poller.counts();
+      // Cycles repeat every few seconds; the status changes far less often.
+      const key = `${counts.ok}/${counts.failing}`;
+      if (key === shownCounts) return;
+      shownCounts = key;
       const text = t('status.counts', { ok: counts.ok, failing: counts.failing });
       if (targets.length === 0) status.error(this, t('status.no-devices'));
       else if (counts.failing === 0) (counts.ok > 0 ? status.ok : status.idle)(this, text);

@@ -27,7 +27,7 @@ export interface LearnedDevice {
   device_id: string;
   has_emeter: boolean;
   is_strip: boolean;
-  /** DeviceInfo rows last reported, to tell the store only about changes. */
+  /** What the device rows were last built from, to tell the store only about changes. */
   signature: string;
 }
 
@@ -111,9 +111,9 @@ export async function pollTarget(context: PollContext, target: PollTarget): Prom
     }
   }
 
-  const rows = deviceRows(device, target, hasEmeter);
-  const signature = JSON.stringify(rows);
-  if (known?.signature !== signature) outcome.devices = rows;
+  // Device rows are built only when something the store records about them changed.
+  const signature = descriptionSignature(device, target, hasEmeter);
+  if (known?.signature !== signature) outcome.devices = deviceRows(device, target, hasEmeter);
   context.learned.set(key, {
     device_id: device.device_id,
     has_emeter: hasEmeter,
@@ -211,6 +211,16 @@ function addReading(
     child_id: outlet?.child_id ?? null,
     relay_on: outlet === null ? device.relay_on : outlet.relay_on,
   });
+}
+
+function descriptionSignature(
+  device: DeviceDescription,
+  target: PollTarget,
+  hasEmeter: boolean,
+): string {
+  let signature = `${device.device_id}|${device.alias ?? ''}|${device.model ?? ''}|${device.hw_ver ?? ''}|${device.sw_ver ?? ''}|${device.mac ?? ''}|${target.host}|${target.port}|${hasEmeter ? 1 : 0}`;
+  for (const outlet of device.outlets) signature += `|${outlet.child_id}:${outlet.alias ?? ''}`;
+  return signature;
 }
 
 function deviceRows(

@@ -1,0 +1,26 @@
+/**
+ * `npm run bench`: every benchmark in one run, each scenario reported as medians and as a ratio
+ * to its anchor measured in the same run. Results also go to bench/results/latest.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { printPollBench, runPollBench } from './poll';
+import { printStoreBench, runStoreBench } from './store';
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const poll = await runPollBench();
+  printPollBench(poll);
+  console.log('');
+  const store = await runStoreBench();
+  printStoreBench(store);
+  const results = join(__dirname, 'results');
+  mkdirSync(results, { recursive: true });
+  writeFileSync(join(results, 'latest.json'), JSON.stringify({ started, poll, store }, null, 2));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});
