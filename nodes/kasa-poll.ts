@@ -64,9 +64,13 @@ export = function (RED: NodeAPI): void {
         }
         return;
       }
-      cycle.readings.forEach((reading, index) => {
-        send({ topic: reading.device_id, payload: reading, ...(index === 0 ? devices : {}) });
-      });
+      // One send for the whole cycle: Node-RED delivers the messages one by one all the same.
+      const messages = cycle.readings.map((reading, index) => ({
+        topic: reading.device_id,
+        payload: reading,
+        ...(index === 0 ? devices : {}),
+      }));
+      send([messages]);
     };
 
     poller.on('cycle', (cycle, send) => {
