@@ -127,7 +127,9 @@ describe('kasa-sqlite message catalogs', function () {
   });
 
   it('should describe each storage error code with placeholders the errors carry', function () {
-    const errors = (catalog('kasa-sqlite-db')['kasa-sqlite-db'] as { errors: Record<string, string> }).errors;
+    const errors = (
+      catalog('kasa-sqlite-db')['kasa-sqlite-db'] as { errors: Record<string, string> }
+    ).errors;
     const carried: Record<string, string[]> = {
       BAD_READING: ['detail'],
       DB_OPEN_FAILED: ['path', 'cause', 'detail'],
