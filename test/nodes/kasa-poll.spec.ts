@@ -128,13 +128,26 @@ describe('kasa-poll node', function () {
 
   it('polls on its interval and stops when closed', async function () {
     const plug = await device('HS110(EU)_4.0_1.0.4');
+    const handles = () => {
+      const counts = { Timeout: 0, TCPSocketWrap: 0 };
+      for (const kind of process.getActiveResourcesInfo()) {
+        if (kind === 'Timeout' || kind === 'TCPSocketWrap') counts[kind] += 1;
+      }
+      return counts;
+    };
+    const before = handles();
     await helper.load(loadNodes, flow({ devices: `127.0.0.1:${plug.port}`, interval: 1 }));
     await collect(helper.getNode('out'), 2, 4000);
+    assert.ok(
+      handles().TCPSocketWrap > before.TCPSocketWrap,
+      'a kept-open device connection while running',
+    );
     await unloadAll();
     const after = plug.requestCount;
     await delay(1500);
     assert.equal(plug.requestCount, after, 'no polls after close');
     assert.equal(plug.openConnections, 0, 'no connection left open after close');
+    assert.deepEqual(handles(), before, 'no timers or sockets of ours left after close');
   });
 
   it('reports a failing device once per change of state, catchably, and keeps polling the others', async function () {
