@@ -22,9 +22,16 @@ export interface PollSchedulerOptions<Sink> {
   intervalMs: number;
   /**
    * Polls a group of targets that fell due together and resolves when all are done; `sink` is
-   * what `pollNow` was given (undefined for timer cycles). It must not reject.
+   * what `pollNow` was given (undefined for timer cycles). It must not reject. It may call
+   * `done(target)` as soon as one target's poll is over, so that target is polled again at its
+   * next tick even while others of the group are still being polled (a dead plug must not hold
+   * back the healthy ones, case-009); every target is released when the promise settles anyway.
    */
-  poll: (targets: PollTarget[], sink: Sink | undefined) => Promise<void>;
+  poll: (
+    targets: PollTarget[],
+    sink: Sink | undefined,
+    done: (target: PollTarget) => void,
+  ) => Promise<void>;
   timers?: IntervalTimers;
 }
 
@@ -36,7 +43,9 @@ export interface PollSchedulerOptions<Sink> {
 export class PollScheduler<Sink = undefined> {
   private readonly intervals = new Map<string, number>();
   private readonly timers = new Map<number, unknown>();
-  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly inFlight = new Map<string, object>();
+  /** Cycles not yet settled, including those whose targets were all released early. */
+  private readonly cycles = new Set<Promise<void>>();
   private readonly clock: IntervalTimers;
   private running = false;
 
@@ -58,7 +67,7 @@ export class PollScheduler<Sink = undefined> {
   async stop(): Promise<void> {
     this.running = false;
     this.rebuildTimers();
-    await Promise.allSettled(this.inFlight.values());
+    await Promise.allSettled(this.cycles);
   }
 
   /** The interval of one target, ms. */
@@ -78,12 +87,17 @@ export class PollScheduler<Sink = undefined> {
   pollNow(targets: readonly PollTarget[] = this.options.targets, sink?: Sink): Promise<void> {
     const due = targets.filter((target) => !this.inFlight.has(target.key));
     if (due.length === 0) return Promise.resolve();
-    const cycle = this.options.poll(due, sink).finally(() => {
-      for (const target of due) {
-        if (this.inFlight.get(target.key) === cycle) this.inFlight.delete(target.key);
-      }
+    // Marks this cycle's targets as in flight until each is released, early or at the end.
+    const token = {};
+    for (const target of due) this.inFlight.set(target.key, token);
+    const release = (target: PollTarget): void => {
+      if (this.inFlight.get(target.key) === token) this.inFlight.delete(target.key);
+    };
+    const cycle = this.options.poll(due, sink, release).finally(() => {
+      this.cycles.delete(cycle);
+      for (const target of due) release(target);
     });
-    for (const target of due) this.inFlight.set(target.key, cycle);
+    this.cycles.add(cycle);
     return cycle;
   }
 

@@ -54,6 +54,8 @@ export interface PollerOptions {
 export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
   private readonly scheduler: PollScheduler<Sink>;
   private readonly states = new Map<string, { state: TargetState; code: string | null }>();
+  /** Hand-overs of timer cycles still waiting for a straggler. */
+  private readonly openCycles = new Set<() => void>();
 
   constructor(private readonly options: PollerOptions) {
     super();
@@ -63,7 +65,7 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
       targets: options.targets,
       intervalMs: options.intervalMs,
       timers: options.timers,
-      poll: (targets, sink) => this.pollCycle(targets, sink),
+      poll: (targets, sink, done) => this.pollCycle(targets, sink, done),
     });
   }
 
@@ -119,14 +121,51 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
     return counts;
   }
 
-  private async pollCycle(targets: PollTarget[], sink: Sink | undefined): Promise<void> {
-    const outcomes = await Promise.all(targets.map((target) => this.pollOne(target)));
+  /**
+   * Polls the targets and emits their results as one cycle. A timer cycle still waiting for a
+   * straggler (a dead plug timing out) when the next cycle starts hands over what it has then,
+   * so the other targets' readings come out on time and in order; the straggler's result
+   * follows in a cycle of its own (case-009).
+   */
+  private async pollCycle(
+    targets: PollTarget[],
+    sink: Sink | undefined,
+    done: (target: PollTarget) => void,
+  ): Promise<void> {
+    for (const handOver of [...this.openCycles]) handOver();
+    // undefined: still being polled; null: failed as a whole.
+    const outcomes: (PollOutcome | null | undefined)[] = targets.map(() => undefined);
+    let handedOver = false;
+    const handOver = (): void => {
+      if (handedOver) return;
+      handedOver = true;
+      this.openCycles.delete(handOver);
+      this.deliver(outcomes, sink, true);
+    };
+    if (sink === undefined) this.openCycles.add(handOver);
+    await Promise.all(
+      targets.map(async (target, index) => {
+        const outcome = await this.pollOne(target);
+        done(target);
+        if (!handedOver) outcomes[index] = outcome;
+        else this.deliver([outcome], sink, false);
+      }),
+    );
+    handOver();
+  }
+
+  private deliver(
+    outcomes: readonly (PollOutcome | null | undefined)[],
+    sink: Sink | undefined,
+    evenIfEmpty: boolean,
+  ): void {
     const cycle: PollCycle = { readings: [], devices: [] };
     for (const outcome of outcomes) {
-      if (outcome === null) continue;
+      if (outcome === null || outcome === undefined) continue;
       cycle.readings.push(...outcome.readings);
       if (outcome.devices !== null) cycle.devices.push(...outcome.devices);
     }
+    if (!evenIfEmpty && cycle.readings.length === 0 && cycle.devices.length === 0) return;
     if (cycle.readings.length > 0) this.options.shared.baselinesChanged();
     this.emit('cycle', cycle, sink);
   }

@@ -106,6 +106,36 @@ describe('PollScheduler', function () {
     await scheduler.stop();
   });
 
+  it('polls a released target again at its next tick while a slow one of its group is still out', async function () {
+    const timers = new ManualTimers();
+    const polled: string[] = [];
+    let releaseSlow: () => void = () => undefined;
+    const scheduler = new PollScheduler({
+      targets: [targets[0]!, targets[1]!],
+      intervalMs: 1_000,
+      timers,
+      poll: async (due, _sink, done) => {
+        await Promise.all(
+          due.map(async (target) => {
+            polled.push(target.host);
+            if (target === targets[1])
+              await new Promise<void>((resolve) => (releaseSlow = resolve));
+            done(target);
+          }),
+        );
+      },
+    });
+    scheduler.start();
+    await timers.advance(3_000);
+    assert.deepEqual(
+      polled,
+      ['127.0.0.2', '127.0.0.3', '127.0.0.2', '127.0.0.2'],
+      'the fast target keeps its schedule, the slow one is not polled twice',
+    );
+    releaseSlow();
+    await scheduler.stop();
+  });
+
   it('stops timers of targets set to interval 0 and passes the sink of on-demand polls through', async function () {
     const timers = new ManualTimers();
     const sinks: (string | undefined)[] = [];
