@@ -4,7 +4,7 @@
 // autocommit, default rollback journal), and measures rows/s until every row is in the file.
 // Run `npm run build` first; `npx tsx bench/store.ts` prints the table. BENCH_NODE_ARGS passes
 // arguments to the Node-RED process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
-import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { type NodeRedProcess, startNodeRed } from '../test/support/node-red-process';
@@ -39,8 +39,6 @@ const DEVICES = 100;
 const PER_MESSAGE_ROWS = 100_000;
 const PER_ARRAY_ROWS = 300_000;
 const ANCHOR_ROWS = 2_000;
-/** Rows the feeder sends per event-loop turn: a busy source, but one that yields. */
-const ROWS_PER_TICK = 5000;
 
 interface RunResult {
   rows: number;
@@ -52,12 +50,10 @@ interface RunResult {
 export async function runStoreBench(): Promise<StoreBenchResult> {
   const started = performance.now();
   const work = makeTempDir('kasa-bench-');
-  const nodesDir = join(work, 'nodes');
-  writeBenchNodes(nodesDir);
   let red: NodeRedProcess;
   try {
     red = await startNodeRed({
-      settings: { nodesDir },
+      settings: { nodesDir: [join(__dirname, 'node-red')] },
       nodeArgs: process.env.BENCH_NODE_ARGS?.split(' ') ?? [],
     });
   } catch (error) {
@@ -186,102 +182,6 @@ function benchFlow(file: string): object[] {
     },
     { id: 'anchor', type: 'kasa-bench-anchor', z: 'bench-tab', x: 300, y: 200, file, wires: [] },
   ];
-}
-
-/**
- * The bench-only nodes, written into a nodesDir of the temp user dir: plain CommonJS, as
- * Node-RED loads them. The feeder pre-builds the messages so the clock measures delivery and
- * storage, not test-data generation; data is 100 plugs interleaved by time with realistic
- * decimals and integer Wh counters (newer firmware).
- */
-function writeBenchNodes(dir: string): void {
-  mkdirSync(dir, { recursive: true });
-  const betterSqlite = JSON.stringify(require.resolve('better-sqlite3'));
-  const feeder = `
-const Database = require(${betterSqlite});
-const ROWS_PER_TICK = ${ROWS_PER_TICK};
-module.exports = function (RED) {
-  let current = null;
-  function Feeder(config) {
-    RED.nodes.createNode(this, config);
-    current = this;
-    this.on('close', () => { if (current === this) current = null; });
-  }
-  RED.nodes.registerType('kasa-bench-feeder', Feeder);
-  const T0 = Date.parse('2024-05-01T00:00:00Z');
-  function reading(i, devices) {
-    const d = i % devices, step = Math.floor(i / devices);
-    const power = Math.round((20 + d * 3.7 + 15 * Math.sin(step / 10 + d)) * 1000) / 1000;
-    return {
-      device_id: '8006' + String(d).padStart(36, '0'), ts: T0 + step * 10000 + d * 37,
-      power_w: power, voltage_v: Math.round((230 + 2 * Math.sin(step / 7 + d)) * 1000) / 1000,
-      current_a: Math.round((power / 230) * 1000) / 1000, total_wh: 1000 * d + Math.floor(step * (20 + d * 3.7) / 360),
-      alias: 'plug ' + d, model: 'KP115(EU)', host: '127.0.0.' + (2 + d), port: 9999, child_id: null, relay_on: true,
-    };
-  }
-  RED.httpAdmin.post('/kasa-bench/run', (req, res) => {
-    const { output, rows, perMessage, devices, file } = req.body;
-    const node = current;
-    if (!node) return res.status(500).send('no feeder deployed');
-    const messages = [];
-    for (let i = 0; i < rows; i += perMessage) {
-      const payload = perMessage === 1 ? reading(i, devices) : Array.from({ length: perMessage }, (_, k) => reading(i + k, devices));
-      messages.push(output === 0 ? [{ topic: 'bench', payload }, null] : [null, { topic: 'bench', payload }]);
-    }
-    const chunk = Math.max(1, Math.floor(ROWS_PER_TICK / perMessage));
-    const started = performance.now();
-    let next = 0;
-    let sendMs = 0;
-    const pump = () => {
-      const end = Math.min(next + chunk, messages.length);
-      for (; next < end; next++) node.send(messages[next]);
-      if (next < messages.length) return setImmediate(pump);
-      sendMs = performance.now() - started;
-      waitForRows();
-    };
-    let db = null;
-    const waitForRows = () => {
-      try {
-        db = db || new Database(file, { readonly: true, fileMustExist: true });
-        const count = db.prepare('SELECT count(*) FROM readings').pluck().get();
-        if (count >= rows) {
-          const ms = performance.now() - started;
-          db.close();
-          return res.json({ rows: count, ms, sendMs });
-        }
-      } catch (error) {
-        if (!/does not exist|no such table/.test(String(error))) { if (db) db.close(); return res.status(500).send(String(error)); }
-      }
-      setTimeout(waitForRows, 5);
-    };
-    pump();
-  });
-};
-`;
-  const anchor = `
-const Database = require(${betterSqlite});
-module.exports = function (RED) {
-  function Anchor(config) {
-    RED.nodes.createNode(this, config);
-    const db = new Database(config.file + '.anchor');
-    db.exec('CREATE TABLE IF NOT EXISTS readings (device_id TEXT, ts INTEGER, power_w REAL, voltage_v REAL, current_a REAL, total_wh REAL)');
-    const insert = db.prepare('INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?)');
-    this.on('input', (msg, send, done) => {
-      const r = msg.payload;
-      insert.run(r.device_id, r.ts, r.power_w, r.voltage_v, r.current_a, r.total_wh);
-      done();
-    });
-    this.on('close', (removed, done) => { db.close(); done(); });
-  }
-  RED.nodes.registerType('kasa-bench-anchor', Anchor);
-};
-`;
-  const html = (type: string, outputs: number) =>
-    `<script type="text/javascript">RED.nodes.registerType('${type}', { category: 'bench', defaults: {}, inputs: ${outputs === 2 ? 0 : 1}, outputs: ${outputs} });</script>\n`;
-  writeFileSync(join(dir, 'kasa-bench-feeder.js'), feeder);
-  writeFileSync(join(dir, 'kasa-bench-feeder.html'), html('kasa-bench-feeder', 2));
-  writeFileSync(join(dir, 'kasa-bench-anchor.js'), anchor);
-  writeFileSync(join(dir, 'kasa-bench-anchor.html'), html('kasa-bench-anchor', 0));
 }
 
 if (require.main === module) {

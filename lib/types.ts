@@ -14,6 +14,17 @@ export interface Logger {
 
 export const systemClock: Clock = { now: () => Date.now() };
 
+/** setTimeout/clearTimeout, injectable so tests can control time. */
+export interface Timers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemTimers: Timers = {
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
 export const silentLogger: Logger = {
   debug: () => undefined,
   info: () => undefined,

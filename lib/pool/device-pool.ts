@@ -14,19 +14,14 @@ import {
   type Transport,
   type TransportFactory,
 } from '../protocol/transport';
-import { silentLogger, systemClock, type Clock, type Logger } from '../types';
-
-/** setTimeout/clearTimeout as the pool uses them; swap in fakes to control time in tests. */
-export interface PoolTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-/** The global setTimeout/clearTimeout, the pool's default. */
-export const realTimers: PoolTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+import {
+  silentLogger,
+  systemClock,
+  systemTimers,
+  type Clock,
+  type Logger,
+  type Timers,
+} from '../types';
 
 export interface DevicePoolOptions {
   /** Requests in flight at once over all devices; default 8. */
@@ -48,7 +43,7 @@ export interface DevicePoolOptions {
   /** Default: silentLogger. */
   logger: Logger;
   /** Default: the global setTimeout/clearTimeout. */
-  timers: PoolTimers;
+  timers: Timers;
   /** Source of retry jitter in [0, 1); default Math.random. */
   random: () => number;
 }
@@ -166,7 +161,7 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
       transportFactory: options.transportFactory ?? legacyTcpTransportFactory,
       clock: options.clock ?? systemClock,
       logger: options.logger ?? silentLogger,
-      timers: options.timers ?? realTimers,
+      timers: options.timers ?? systemTimers,
       random: options.random ?? Math.random,
     };
   }

@@ -13,19 +13,10 @@ import {
   type Reading,
   silentLogger,
   systemClock,
+  systemTimers,
+  type Timers,
 } from '../types';
 import { sqliteCodeOf } from './database';
-
-/** The timer functions the writer schedules flushes with; injectable so tests control time. */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const systemTimers: Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
 
 export const DEFAULT_BATCH_SIZE = 1000;
 export const DEFAULT_FLUSH_INTERVAL_MS = 1000;

@@ -4,11 +4,11 @@ import {
   DevicePool,
   type DeviceHealth,
   type DevicePoolOptions,
-  type PoolTimers,
   type RequestEvent,
 } from '../../../lib/pool/device-pool';
 import { legacyTcpTransportFactory } from '../../../lib/protocol/legacy-tcp';
 import type { DeviceAddress, Transport, TransportFactory } from '../../../lib/protocol/transport';
+import type { Timers } from '../../../lib/types';
 import { FakeKasaDevice, freeLoopbackPort, loadFixture } from '../../support/fake-kasa-device';
 
 const SYSINFO = { system: { get_sysinfo: {} } };
@@ -96,7 +96,7 @@ function scriptedFactory(
 }
 
 /** Real timers that fire at once, recording the delays asked for and which are still pending. */
-function recordingTimers(fireAfterMs = 0): PoolTimers & { delays: number[]; active: () => number } {
+function recordingTimers(fireAfterMs = 0): Timers & { delays: number[]; active: () => number } {
   const delays: number[] = [];
   const pending = new Set<NodeJS.Timeout>();
   return {

@@ -1,4 +1,4 @@
-import type { Timers } from '../../../lib/store/writer';
+import type { Timers } from '../../../lib/types';
 import type { Clock } from '../../../lib/types';
 
 /** Manual time for the writer: nothing fires until `advance` passes its due time. */
