@@ -72,7 +72,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
   const ticker = setInterval(report, 10_000);
   try {
-    nodeRed = await startNodeRed({ userDir: USER_DIR, port: PORT, flows: demoFlow(home) });
+    nodeRed = await startNodeRed({
+      userDir: USER_DIR,
+      port: PORT,
+      flows: demoFlow(home),
+      echo: true,
+    });
   } catch (error) {
     console.error(`[demo] Node-RED did not start: ${String(error)}`);
     await stop(1);

@@ -14,7 +14,7 @@ export interface EnergyBaseline {
 }
 
 /** How a counter value related to the device's previous one. */
-export type EnergyEvent = 'first' | 'normal' | 'reset' | 'glitch' | 'suspect-drop';
+export type EnergyEvent = 'first' | 'normal' | 'reset' | 'glitch' | 'suspect-drop' | 'repeat';
 
 export interface EnergyStep {
   /** Energy since the previous reading, Wh; null for a device's first reading. Never negative. */
@@ -74,7 +74,8 @@ export class EnergyTracker {
       return { energy_wh: energy, event };
     };
     if (previous === undefined) return advance(null, 'first');
-    if (sample.ts <= previous.ts) return { energy_wh: 0, event: 'glitch' };
+    // The same or an older sample again (a replay, a reply stamped in the same millisecond).
+    if (sample.ts <= previous.ts) return { energy_wh: 0, event: 'repeat' };
 
     const delta = sample.total_wh - previous.total_wh;
     if (delta >= 0) return advance(roundWh(delta), 'normal');

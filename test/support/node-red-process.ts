@@ -25,7 +25,12 @@ export interface NodeRedOptions {
   nodeArgs?: string[];
   /** How long to wait for "Server now running", ms. Default 30000. */
   startTimeoutMs?: number;
+  /** Also write Node-RED's output to this process's stdout (the demo). Default false. */
+  echo?: boolean;
 }
+
+/** The log kept in memory is trimmed to this many characters, so a long run stays bounded. */
+const MAX_LOG_CHARS = 4_000_000;
 
 export interface NodeRedProcess {
   /** Base URL of the editor and admin API, e.g. http://127.0.0.1:41234 */
@@ -61,9 +66,17 @@ export async function startNodeRed(options: NodeRedOptions = {}): Promise<NodeRe
   if (child.pid === undefined) throw new Error('Node-RED did not start');
   const pid = child.pid;
   let output = '';
+  // Characters trimmed off the front of `output`: positions handed out stay absolute.
+  let dropped = 0;
   const waiters = new Set<() => void>();
   const onData = (chunk: Buffer) => {
+    if (options.echo === true) process.stdout.write(chunk);
     output += chunk.toString('utf8');
+    if (output.length > MAX_LOG_CHARS) {
+      const cut = output.length - MAX_LOG_CHARS / 2;
+      output = output.slice(cut);
+      dropped += cut;
+    }
     for (const check of [...waiters]) check();
   };
   child.stdout.on('data', onData);
@@ -73,7 +86,7 @@ export async function startNodeRed(options: NodeRedOptions = {}): Promise<NodeRe
   const waitForLog = (pattern: RegExp, from: number, timeoutMs: number, what: string) =>
     new Promise<void>((resolveWait, reject) => {
       const check = () => {
-        if (pattern.test(output.slice(from))) {
+        if (pattern.test(output.slice(Math.max(0, from - dropped)))) {
           finish();
           resolveWait();
         } else if (child.exitCode !== null || child.signalCode !== null) {
@@ -123,7 +136,7 @@ export async function startNodeRed(options: NodeRedOptions = {}): Promise<NodeRe
   }
 
   const deploy = async (flows: object[]) => {
-    const from = output.length;
+    const from = dropped + output.length;
     const response = await fetch(`${url}/flows`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'Node-RED-Deployment-Type': 'full' },

@@ -156,7 +156,11 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(5),
       port,
-      fixture: loadFixture('KP303(UK)_1.0_1.0.3'),
+      fixture: withOutletAliases(loadFixture('KP303(UK)_1.0_1.0.3'), [
+        'Pond pump',
+        'Fairy lights',
+        'Fountain',
+      ]),
       deviceId: id(6),
       alias: 'Garden strip',
       onTime,

@@ -64,7 +64,7 @@ describe('EnergyTracker', function () {
     tracker.next('a', { ts: 10, total_wh: 1000 });
     assert.deepEqual(tracker.next('a', { ts: 10, total_wh: 1000 }), {
       energy_wh: 0,
-      event: 'glitch',
+      event: 'repeat',
     });
     assert.deepEqual(tracker.next('a', { ts: 20, total_wh: 1001 }), {
       energy_wh: 1,
