@@ -15,7 +15,14 @@ export type KasaErrorCode =
   | 'DB_OPEN_FAILED'
   | 'DB_WRITE_FAILED'
   | 'WRITER_QUEUE_FULL'
-  | 'WRITER_CLOSED';
+  | 'WRITER_CLOSED'
+  | 'BAD_QUERY'
+  | 'CACHE_BAD_KEY'
+  | 'CACHE_BAD_VALUE'
+  | 'CACHE_BAD_TTL'
+  | 'CACHE_BAD_SETTING'
+  | 'CACHE_BACKEND_UNAVAILABLE'
+  | 'CACHE_BACKEND_ERROR';
 
 /** An error with a stable `code` and the context needed to say which device or file it concerns. */
 export class KasaError extends Error {

@@ -12,6 +12,7 @@ interface DevicePoolDef extends NodeDef {
   timeout: number | string;
   retries: number | string;
   maxPowerW: number | string;
+  minPollInterval?: number | string;
 }
 
 const numberOr = (value: number | string | undefined, fallback: number): number => {
@@ -31,6 +32,7 @@ export = function (RED: NodeAPI): void {
         retries: Math.round(numberOr(def.retries, 2)),
       },
       limits: { maxPowerW: numberOr(def.maxPowerW, 4000), maxVoltageV: 300, maxCurrentA: 20 },
+      minPollIntervalMs: numberOr(def.minPollInterval, 0) * 1000,
       baselinePath:
         userDir === undefined
           ? null

@@ -34,6 +34,7 @@ export = function (RED: NodeAPI): void {
     const intervalS = Number(def.interval === '' ? 30 : def.interval);
     const poller = new Poller<SendFunction>({
       shared: poolNode.shared,
+      consumer: this.id,
       targets,
       intervalMs:
         Number.isFinite(intervalS) && intervalS > 0
@@ -49,9 +50,14 @@ export = function (RED: NodeAPI): void {
       const key = `${counts.ok}/${counts.failing}`;
       if (key === shownCounts) return;
       shownCounts = key;
-      const text = t('status.counts', { ok: counts.ok, failing: counts.failing });
+      const bad = errors.length;
+      const text =
+        bad === 0
+          ? t('status.counts', { ok: counts.ok, failing: counts.failing })
+          : t('status.counts-bad-entries', { ok: counts.ok, failing: counts.failing, bad });
       if (targets.length === 0) status.error(this, t('status.no-devices'));
-      else if (counts.failing === 0) (counts.ok > 0 ? status.ok : status.idle)(this, text);
+      else if (counts.failing === 0 && bad === 0)
+        (counts.ok > 0 ? status.ok : status.idle)(this, text);
       else (counts.ok > 0 ? status.degraded : status.error)(this, text);
     };
 
@@ -116,7 +122,8 @@ export = function (RED: NodeAPI): void {
         ) {
           throw new Error(t('errors.bad-interval', { value: JSON.stringify(msg.interval) }));
         }
-        poller.setInterval(interval, typeof name === 'string' && name !== '' ? chosen : undefined);
+        if (typeof name === 'string' && name !== '') poller.setIntervalOf(name, interval);
+        else poller.setInterval(interval);
         return;
       }
       await poller.pollNow(chosen, send);

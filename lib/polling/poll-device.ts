@@ -13,6 +13,7 @@ import {
 } from '../readings/normalise';
 import type { Clock, DeviceInfo, Reading } from '../types';
 import { addressKey, type PollTarget } from './device-entries';
+import { cachedReading, type RecentPolls } from './recent-polls';
 
 /** The one thing polling needs of the device pool. */
 export interface DeviceRequester {
@@ -56,6 +57,8 @@ export interface PollContext {
   learned: Map<string, LearnedDevice>;
   limits: PlausibilityLimits;
   clock: Clock;
+  /** Answers polls of a target polled within its window from the last answer; absent: always ask. */
+  recent?: RecentPolls;
 }
 
 const SYSINFO = { system: { get_sysinfo: {} } };
@@ -67,11 +70,51 @@ const NOTICE_OF_EVENT: Partial<Record<EnergyEvent, PollNotice['kind']>> = {
 };
 
 /**
- * Polls one target: a single round trip (sysinfo with emeter realtime) for plugs, sysinfo plus
+ * Polls one target, or answers from its last poll when `context.recent` has one from within its
+ * window (or one under way): then the readings are marked `cached` and no request is sent.
+ * Energy is booked per `consumer` (a kasa-poll node): each consumer's readings carry the energy
+ * since that consumer's previous reading, so every stream adds up on its own even when several
+ * nodes poll the same device. Throws when the device itself could not be read.
+ */
+export async function pollTarget(
+  context: PollContext,
+  target: PollTarget,
+  consumer = '',
+): Promise<PollOutcome> {
+  const recent = context.recent;
+  if (recent === undefined) return pollDevice(context, target, consumer);
+  const answered = recent.lookup(target.key);
+  if (answered === undefined) {
+    return recent.track(target.key, pollDevice(context, target, consumer));
+  }
+  const outcome: PollOutcome = { target, readings: [], devices: null, problems: [], notices: [] };
+  for (const reading of await answered) {
+    const copy = cachedReading(reading);
+    // The counter's on-time is not kept with the answer; a drop is then judged by the next value.
+    copy.energy_wh = bookEnergy(
+      context,
+      outcome,
+      consumer,
+      copy.device_id,
+      copy.ts,
+      copy.total_wh,
+      null,
+    );
+    outcome.readings.push(copy);
+  }
+  return outcome;
+}
+
+/**
+ * Asks the device: a single round trip (sysinfo with emeter realtime) for plugs, sysinfo plus
  * one emeter request per metered outlet for strips. Plugs without a meter are asked for sysinfo
  * only once that is known. Throws when the device itself could not be read.
  */
-export async function pollTarget(context: PollContext, target: PollTarget): Promise<PollOutcome> {
+async function pollDevice(
+  context: PollContext,
+  target: PollTarget,
+  consumer: string,
+): Promise<PollOutcome> {
   const address = { host: target.host, port: target.port };
   const key = addressKey(target.host, target.port);
   const known = context.learned.get(key);
@@ -95,7 +138,9 @@ export async function pollTarget(context: PollContext, target: PollTarget): Prom
   let hasEmeter = device.has_emeter;
   if (isStrip) {
     const outlets = selectOutlets(device, target);
-    if (device.has_emeter) await readOutlets(context, address, device, outlets, outcome);
+    if (device.has_emeter) await readOutlets(context, address, device, outlets, outcome, consumer);
+    else if (known === undefined)
+      outcome.notices.push({ device_id: device.device_id, kind: 'no-emeter' });
   } else {
     if (target.outlet !== null) throw noSuchOutlet(target, device);
     if (askRealtime) {
@@ -106,7 +151,7 @@ export async function pollTarget(context: PollContext, target: PollTarget): Prom
           outcome.notices.push({ device_id: device.device_id, kind: 'no-emeter' });
         }
       } else {
-        addReading(context, outcome, device, null, realtime, ts, target);
+        addReading(context, outcome, consumer, device, null, realtime, ts);
       }
     }
   }
@@ -144,6 +189,7 @@ async function readOutlets(
   device: DeviceDescription,
   outlets: OutletInfo[],
   outcome: PollOutcome,
+  consumer: string,
 ): Promise<void> {
   // One after another on purpose: strips answer one request at a time (case-028).
   for (const outlet of outlets) {
@@ -154,7 +200,7 @@ async function readOutlets(
       });
       const realtime = readRealtime(methodReply(reply, 'emeter', 'get_realtime'));
       if (realtime !== null) {
-        addReading(context, outcome, device, outlet, realtime, context.clock.now(), outcome.target);
+        addReading(context, outcome, consumer, device, outlet, realtime, context.clock.now());
       }
     } catch (error) {
       if (!(error instanceof KasaError)) throw error;
@@ -169,11 +215,11 @@ async function readOutlets(
 function addReading(
   context: PollContext,
   outcome: PollOutcome,
+  consumer: string,
   device: DeviceDescription,
   outlet: OutletInfo | null,
   realtime: Realtime,
   ts: number,
-  target: PollTarget,
 ): void {
   const deviceId = outlet?.device_id ?? device.device_id;
   try {
@@ -185,17 +231,7 @@ function addReading(
     }
     throw error;
   }
-  let energy: number | null = null;
-  if (realtime.total_wh !== null) {
-    const step = context.tracker.next(deviceId, {
-      ts,
-      total_wh: realtime.total_wh,
-      on_time_s: outlet === null ? device.on_time_s : outlet.on_time_s,
-    });
-    energy = step.energy_wh;
-    const kind = NOTICE_OF_EVENT[step.event];
-    if (kind !== undefined) outcome.notices.push({ device_id: deviceId, kind });
-  }
+  const onTime = outlet === null ? device.on_time_s : outlet.on_time_s;
   outcome.readings.push({
     device_id: deviceId,
     ts,
@@ -203,14 +239,32 @@ function addReading(
     voltage_v: realtime.voltage_v,
     current_a: realtime.current_a,
     total_wh: realtime.total_wh,
-    energy_wh: energy,
+    energy_wh: bookEnergy(context, outcome, consumer, deviceId, ts, realtime.total_wh, onTime),
     alias: outlet === null ? device.alias : outlet.alias,
     model: device.model,
-    host: target.host,
-    port: target.port,
+    host: outcome.target.host,
+    port: outcome.target.port,
     child_id: outlet?.child_id ?? null,
     relay_on: outlet === null ? device.relay_on : outlet.relay_on,
   });
+}
+
+/** Energy since `consumer`'s previous reading of the device, noting counter resets and glitches. */
+function bookEnergy(
+  context: PollContext,
+  outcome: PollOutcome,
+  consumer: string,
+  deviceId: string,
+  ts: number,
+  totalWh: number | null,
+  onTimeS: number | null,
+): number | null {
+  if (totalWh === null) return null;
+  const key = consumer === '' ? deviceId : `${consumer}/${deviceId}`;
+  const step = context.tracker.next(key, { ts, total_wh: totalWh, on_time_s: onTimeS });
+  const kind = NOTICE_OF_EVENT[step.event];
+  if (kind !== undefined) outcome.notices.push({ device_id: deviceId, kind });
+  return step.energy_wh;
 }
 
 function descriptionSignature(

@@ -101,16 +101,29 @@ export class PollScheduler<Sink = undefined> {
     return cycle;
   }
 
+  /**
+   * Keeps one timer per interval in use. Timers of intervals still in use are left running:
+   * recreating them on every change would restart their phase, and a slow group whose
+   * neighbours change intervals more often than it ticks would never be polled.
+   */
   private rebuildTimers(): void {
-    for (const handle of this.timers.values()) this.clock.clearInterval(handle);
-    this.timers.clear();
-    if (!this.running) return;
-    for (const interval of new Set(this.intervals.values())) {
-      if (interval <= 0) continue;
-      const group = this.options.targets.filter(
-        (target) => this.intervals.get(target.key) === interval,
-      );
+    const wanted = new Set<number>();
+    if (this.running)
+      for (const interval of this.intervals.values()) {
+        if (interval > 0) wanted.add(interval);
+      }
+    for (const [interval, handle] of this.timers) {
+      if (wanted.has(interval)) continue;
+      this.clock.clearInterval(handle);
+      this.timers.delete(interval);
+    }
+    for (const interval of wanted) {
+      if (this.timers.has(interval)) continue;
+      // The group is looked up at each tick, so targets moved in or out since are honoured.
       const handle = this.clock.setInterval(() => {
+        const group = this.options.targets.filter(
+          (target) => this.intervals.get(target.key) === interval,
+        );
         void this.pollNow(group);
       }, interval);
       this.timers.set(interval, handle);

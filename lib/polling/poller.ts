@@ -41,6 +41,8 @@ export interface PollerEvents<Sink> {
 
 export interface PollerOptions {
   shared: SharedPool;
+  /** Who polls (a kasa-poll node's id): energy is booked per consumer. Default ''. */
+  consumer?: string;
   targets: readonly PollTarget[];
   /** Interval of every target until changed, ms; 0 polls only on request. */
   intervalMs: number;
@@ -56,6 +58,10 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
   private readonly states = new Map<string, { state: TargetState; code: string | null }>();
   /** Hand-overs of timer cycles still waiting for a straggler. */
   private readonly openCycles = new Set<() => void>();
+  /** Device ids each target's readings came under: its plug, or the outlets of its strip. */
+  private readonly yielded = new Map<string, Set<string>>();
+  /** Intervals asked for single outlets of a target that polls a whole strip, ms by device id. */
+  private readonly askedByOutlet = new Map<string, Map<string, number>>();
 
   constructor(private readonly options: PollerOptions) {
     super();
@@ -91,10 +97,35 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
   }
 
   setInterval(intervalMs: number, targets?: readonly PollTarget[]): void {
+    for (const target of targets ?? this.targets) this.askedByOutlet.delete(target.key);
     this.scheduler.setInterval(
       intervalMs,
       targets?.map((target) => target.key),
     );
+  }
+
+  /**
+   * Sets the interval of the targets `name` resolves to. When it is the device id of one outlet
+   * of a strip polled as a whole, the strip keeps the shortest interval asked for any of its
+   * outlets (0 only when all asked for 0), so a quiet outlet cannot slow down a busy one.
+   * @returns the targets whose interval was set
+   */
+  setIntervalOf(name: string, intervalMs: number): PollTarget[] {
+    const targets = this.resolve(name);
+    const plain: PollTarget[] = [];
+    for (const target of targets) {
+      const ids = this.yielded.get(target.key);
+      if (ids === undefined || ids.size < 2 || !ids.has(name)) {
+        plain.push(target);
+        continue;
+      }
+      const asked = this.askedByOutlet.get(target.key) ?? new Map<string, number>();
+      this.askedByOutlet.set(target.key, asked.set(name, intervalMs));
+      const running = [...asked.values()].filter((ms) => ms > 0);
+      this.scheduler.setInterval(running.length > 0 ? Math.min(...running) : 0, [target.key]);
+    }
+    if (plain.length > 0) this.setInterval(intervalMs, plain);
+    return targets;
   }
 
   intervalOf(target: PollTarget): number | undefined {
@@ -107,9 +138,13 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
    */
   resolve(name: string): PollTarget[] {
     const learned = this.options.shared.context.learned;
+    // An outlet's id starts with its strip's, so outlets polled one by one (host/N) are told
+    // apart by the readings each target yielded.
+    const exact = this.targets.filter((target) => this.yielded.get(target.key)?.has(name));
     return this.targets.filter((target) => {
       if (target.key === name || target.host === name) return true;
       if (`${target.host}:${target.port}` === name) return true;
+      if (exact.length > 0) return exact.includes(target);
       const device = learned.get(`${target.host}:${target.port}`);
       return device !== undefined && name.startsWith(device.device_id);
     });
@@ -172,7 +207,8 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
 
   private async pollOne(target: PollTarget): Promise<PollOutcome | null> {
     try {
-      const outcome = await pollTarget(this.options.shared.context, target);
+      const outcome = await pollTarget(this.options.shared.context, target, this.options.consumer);
+      this.noteYield(target, outcome);
       for (const notice of outcome.notices) this.emit('notice', target, notice);
       const failure = outcome.problems.find((problem) => DEVICE_FAILURES.has(problem.code));
       for (const problem of outcome.problems) {
@@ -188,6 +224,17 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
       );
       return null;
     }
+  }
+
+  private noteYield(target: PollTarget, { readings, notices }: PollOutcome): void {
+    if (notices.some((notice) => notice.kind === 'identity-changed')) {
+      this.yielded.delete(target.key);
+      this.askedByOutlet.delete(target.key);
+    }
+    if (readings.length === 0) return;
+    let ids = this.yielded.get(target.key);
+    if (ids === undefined) this.yielded.set(target.key, (ids = new Set()));
+    for (const reading of readings) ids.add(reading.device_id);
   }
 
   private markOk(target: PollTarget): void {

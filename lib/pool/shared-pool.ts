@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 
 import type { PollContext } from '../polling/poll-device';
+import { RecentPolls } from '../polling/recent-polls';
 import { BaselineFile } from '../readings/baseline-file';
 import { EnergyTracker } from '../readings/energy';
 import type { PlausibilityLimits } from '../readings/normalise';
@@ -12,6 +13,11 @@ export interface SharedPoolOptions {
   limits: PlausibilityLimits;
   /** Where energy baselines survive restarts; null keeps them in memory only. */
   baselinePath: string | null;
+  /**
+   * A target polled again within this long of its last answer gets that answer (readings
+   * marked `cached`) instead of a device request, ms; default 0 (always ask the device).
+   */
+  minPollIntervalMs?: number;
   clock: Clock;
   logger: Logger;
 }
@@ -41,6 +47,10 @@ export class SharedPool {
       limits: options.limits,
       clock: options.clock,
     };
+    const minPollIntervalMs = options.minPollIntervalMs ?? 0;
+    if (Number.isFinite(minPollIntervalMs) && minPollIntervalMs > 0) {
+      this.context.recent = new RecentPolls(minPollIntervalMs, options.clock);
+    }
   }
 
   /** Records a consumer (a kasa-poll node), the MQTT broker node's pattern. */
@@ -147,7 +157,12 @@ function signatureOf(options: SharedPoolOptions): string {
   const settingsOnly = (_key: string, value: unknown) =>
     typeof value === 'function' ? undefined : value;
   return createHash('sha1')
-    .update(JSON.stringify([options.pool, options.limits, options.baselinePath], settingsOnly))
+    .update(
+      JSON.stringify(
+        [options.pool, options.limits, options.baselinePath, options.minPollIntervalMs ?? 0],
+        settingsOnly,
+      ),
+    )
     .digest('hex');
 }
 

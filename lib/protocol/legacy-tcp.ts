@@ -281,9 +281,8 @@ export class LegacyTcpTransport implements Transport {
       new KasaError(
         code,
         `${this.address.host}:${this.address.port}: ${message}`,
-        {
-          ...this.address,
-        },
+        // The short reason (an errno code where there is one) reads better next to the address.
+        { ...this.address, reason: (cause as NodeJS.ErrnoException | null)?.code ?? message },
         { cause },
       ),
     );

@@ -2,7 +2,10 @@ import { isKasaError, type KasaErrorCode } from '../../lib/errors';
 import { MODULE_NAME, type NodeAPI } from './types';
 
 /** Which node set's catalog holds the text of each error code. */
-const CATALOG_OF_CODE: Record<KasaErrorCode, 'kasa-device-pool' | 'kasa-sqlite-db'> = {
+const CATALOG_OF_CODE: Record<
+  KasaErrorCode,
+  'kasa-device-pool' | 'kasa-sqlite-db' | 'kasa-sqlite-store' | 'kasa-cache' | 'kasa-redis'
+> = {
   BAD_DEVICE_ENTRY: 'kasa-device-pool',
   DEVICE_TIMEOUT: 'kasa-device-pool',
   DEVICE_UNREACHABLE: 'kasa-device-pool',
@@ -19,6 +22,13 @@ const CATALOG_OF_CODE: Record<KasaErrorCode, 'kasa-device-pool' | 'kasa-sqlite-d
   DB_WRITE_FAILED: 'kasa-sqlite-db',
   WRITER_QUEUE_FULL: 'kasa-sqlite-db',
   WRITER_CLOSED: 'kasa-sqlite-db',
+  BAD_QUERY: 'kasa-sqlite-store',
+  CACHE_BAD_KEY: 'kasa-cache',
+  CACHE_BAD_VALUE: 'kasa-cache',
+  CACHE_BAD_TTL: 'kasa-cache',
+  CACHE_BAD_SETTING: 'kasa-cache',
+  CACHE_BACKEND_UNAVAILABLE: 'kasa-redis',
+  CACHE_BACKEND_ERROR: 'kasa-redis',
 };
 
 /**

@@ -74,6 +74,29 @@ describe('pollTarget()', function () {
     assert.equal(second.devices, null, 'unchanged devices are not reported again');
   });
 
+  it('books energy per consumer, so two nodes polling one plug each get the whole energy', async function () {
+    let totalWh = 100;
+    const requester = new FixtureRequester(deviceFixture('KP115(EU)_1.0_1.0.16'), () => ({
+      power_mw: 50000,
+      voltage_mv: 230000,
+      current_ma: 250,
+      total_wh: totalWh,
+      err_code: 0,
+    }));
+    const context = contextFor(requester);
+    const target = parseDeviceEntry('127.0.0.2');
+    const sums = { store: 0, dashboard: 0 };
+    for (let poll = 0; poll < 6; poll += 1) {
+      totalWh += 3;
+      const consumer = poll % 2 === 0 ? 'store' : 'dashboard';
+      const outcome = await pollTarget(context, target, consumer);
+      sums[consumer] += outcome.readings[0]!.energy_wh ?? 0;
+      assert.deepEqual(outcome.notices, [], 'no false counter notices');
+    }
+    // Each consumer saw the counter go 103 -> 115 (store) and 106 -> 118 (dashboard).
+    assert.deepEqual(sums, { store: 12, dashboard: 12 });
+  });
+
   it('polls every HS300 outlet with its own request and files readings under full child ids', async function () {
     const fixture = deviceFixture('HS300(US)_2.0_1.0.3');
     const powers = [1000, 2000, 3000, 4000, 5000, 60000];
@@ -107,6 +130,19 @@ describe('pollTarget()', function () {
       '1 sysinfo + 6 outlet requests per cycle (case-028 budget)',
     );
     assert.deepEqual(requester.requests[0], { system: { get_sysinfo: {} } });
+  });
+
+  it('notes once that a strip without meters has none, and asks it for sysinfo only', async function () {
+    const requester = new FixtureRequester(deviceFixture('KP303(UK)_1.0_1.0.3'));
+    const context = contextFor(requester);
+    const kinds = [];
+    for (let poll = 0; poll < 3; poll += 1) {
+      const outcome = await pollTarget(context, parseDeviceEntry('127.0.0.7'));
+      assert.equal(outcome.readings.length, 0);
+      kinds.push(...outcome.notices.map((notice) => notice.kind));
+    }
+    assert.deepEqual(kinds, ['no-emeter']);
+    assert.equal(requester.requests.filter((request) => 'emeter' in request).length, 1);
   });
 
   it('polls one outlet of a strip with host/N and rejects an outlet that does not exist', async function () {

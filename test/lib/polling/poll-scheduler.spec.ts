@@ -82,6 +82,35 @@ describe('PollScheduler', function () {
     void scheduler.stop();
   });
 
+  it('keeps the phase of other groups when one target changes interval', async function () {
+    const timers = new ManualTimers();
+    const polls: { at: number; hosts: string[] }[] = [];
+    const scheduler = new PollScheduler({
+      targets,
+      intervalMs: 30_000,
+      timers,
+      poll: (due) => {
+        polls.push({ at: timers.now, hosts: due.map((target) => target.host) });
+        return Promise.resolve();
+      },
+    });
+    scheduler.start();
+    // Changes more often than the 30 s group ticks: restarting its timer would starve it.
+    for (let step = 0; step < 6; step += 1) {
+      await timers.advance(10_000);
+      scheduler.setInterval(step % 2 === 0 ? 5_000 : 7_000, [targets[2]!.key]);
+    }
+    const slow = polls.filter((poll) => poll.hosts.includes('127.0.0.2'));
+    assert.deepEqual(
+      slow.map((poll) => poll.at),
+      [30_000, 60_000],
+    );
+    assert.deepEqual(slow[0]!.hosts, ['127.0.0.2', '127.0.0.3'], 'the moved target left the group');
+    assert.ok(polls.filter((poll) => poll.hosts.includes('127.0.0.4')).length >= 8);
+    await scheduler.stop();
+    assert.equal(timers.active.size, 0);
+  });
+
   it('never starts a second poll of a target whose previous poll is still running (case-008)', async function () {
     const timers = new ManualTimers();
     let release: () => void = () => undefined;
