@@ -1,24 +1,35 @@
+import { performance } from 'node:perf_hooks';
+
 import { describeRejected, toStoreInput } from '../lib/readings/validate';
+import { DAY_MS, QueryEngine, toChartPoints } from '../lib/store/query';
 import type { DatabaseLease, DatabaseSource } from '../lib/store/registry';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
-import { status } from './shared/status';
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from './shared/types';
+import { status, throttled } from './shared/status';
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
 interface SqliteStoreDef extends NodeDef {
   db: string;
   mode?: string;
   batchSize?: number | string;
   flushInterval?: number | string;
+  chart?: boolean | string;
+  rawHorizon?: number | string;
 }
 
 type StoreMessage = NodeMessageInFlow & {
   devices?: unknown;
   stored?: { accepted: number; rejected: number };
+  query?: unknown;
+  action?: string;
 };
 
-const STATUS_EVERY_MS = 1000;
+interface Mode {
+  input(msg: StoreMessage, send: SendFunction): void;
+  close(): void;
+}
+
 const QUEUE_WARN_RATIO = 0.8;
 
 const positive = (value: number | string | undefined, fallback: number): number => {
@@ -29,6 +40,92 @@ const positive = (value: number | string | undefined, fallback: number): number 
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-sqlite-store');
 
+  function storeMode(node: Node, lease: DatabaseLease): Mode {
+    let accepted = 0;
+    const showStatus = (): void => {
+      const stats = lease.writer.stats;
+      const queued = stats.queueDepth;
+      if (stats.failing) {
+        const transient = stats.lastError?.details.transient === true;
+        (transient ? status.degraded : status.error)(
+          node,
+          t(transient ? 'status.retrying' : 'status.write-failed', { queued }),
+        );
+      } else if (queued > stats.maxQueuedRows * QUEUE_WARN_RATIO) {
+        status.degraded(node, t('status.queue-high', { queued, max: stats.maxQueuedRows }));
+      } else {
+        status.ok(node, t('status.written', { rows: accepted, queued }));
+      }
+    };
+    const statusUpdate = throttled(showStatus);
+    // Failures and recoveries are rare and matter: they are shown at once, not throttled.
+    lease.on('error', (error) => {
+      node.error(describeError(RED, error));
+      showStatus();
+    });
+    lease.on('recovered', (info) => {
+      node.log(t('log.recovered', { seconds: Math.round(info.failedForMs / 1000) }));
+      showStatus();
+    });
+    lease.on('flush', () => statusUpdate.request());
+    return {
+      input(msg, send) {
+        const { readings, devices, rejected } = toStoreInput(msg.payload, msg.devices);
+        try {
+          lease.writer.enqueue(readings);
+          lease.writer.upsertDevices(devices);
+        } catch (error) {
+          statusUpdate.request();
+          throw new Error(describeError(RED, error), { cause: error });
+        }
+        accepted += readings.length;
+        statusUpdate.request();
+        if (readings.length > 0 || devices.length > 0) {
+          msg.stored = { accepted: readings.length, rejected: rejected.length };
+          send(msg);
+        }
+        if (rejected.length > 0) {
+          const total = readings.length + devices.length + rejected.length;
+          const detail = describeRejected(rejected);
+          throw new Error(t('errors.rejected', { count: rejected.length, total, detail }));
+        }
+      },
+      close: () => statusUpdate.stop(),
+    };
+  }
+
+  function queryMode(node: Node, lease: DatabaseLease, def: SqliteStoreDef): Mode {
+    const engine = new QueryEngine(lease.db, {
+      rawHorizonMs: positive(def.rawHorizon, 7) * DAY_MS,
+    });
+    const chart = def.chart === true || def.chart === 'true';
+    let answered = 0;
+    let last = { rows: 0, ms: 0 };
+    const statusUpdate = throttled(() =>
+      status.ok(node, t('status.answered', { queries: answered, ...last })),
+    );
+    return {
+      input(msg, send) {
+        const started = performance.now();
+        let result;
+        try {
+          result = engine.run(msg.payload);
+        } catch (error) {
+          throw new Error(describeError(RED, error), { cause: error });
+        }
+        const { type, tier, rows, next_cursor } = result;
+        msg.payload = chart ? toChartPoints(result) : rows;
+        msg.query = { type, tier, count: rows.length, next_cursor };
+        if (chart) msg.action = 'replace';
+        answered += 1;
+        last = { rows: rows.length, ms: Math.round((performance.now() - started) * 10) / 10 };
+        statusUpdate.request();
+        send(msg);
+      },
+      close: () => statusUpdate.stop(),
+    };
+  }
+
   function KasaSqliteStore(this: Node, def: SqliteStoreDef): void {
     RED.nodes.createNode(this, def);
     const source = (RED.nodes.getNode(def.db) as (Node & { database?: DatabaseSource }) | null)
@@ -38,100 +135,56 @@ export = function (RED: NodeAPI): void {
       this.error(t('errors.missing-config'));
       return;
     }
-    if ((def.mode?.trim() || 'store') !== 'store') {
+    const modeName = def.mode?.trim() || 'store';
+    if (modeName !== 'store' && modeName !== 'query') {
       status.error(this, t('status.unsupported-mode'));
       this.error(t('errors.unsupported-mode', { mode: def.mode }));
       return;
     }
 
     let lease: DatabaseLease | null = null;
-    let openError: unknown = null;
-    try {
-      lease = source.acquire({
-        batchSize: Math.round(positive(def.batchSize, 1000)),
-        flushIntervalMs: positive(def.flushInterval, 1) * 1000,
-      });
-    } catch (error) {
-      openError = error;
-      status.error(this, t('status.open-failed'));
-    }
-
-    let accepted = 0;
-    let statusTimer: NodeJS.Timeout | null = null;
-    let statusStale = false;
-    const showStatus = (): void => {
-      if (lease === null) return;
-      const stats = lease.writer.stats;
-      const queued = stats.queueDepth;
-      if (stats.failing) {
-        const transient = stats.lastError?.details.transient === true;
-        (transient ? status.degraded : status.error)(
-          this,
-          t(transient ? 'status.retrying' : 'status.write-failed', { queued }),
+    let mode: Mode | null = null;
+    // A database that cannot be opened is tried again now and then, so creating the missing
+    // folder (or freeing the file) is enough; its error is reported once, not per message.
+    let failure: { error: unknown; at: number; refused: number } | null = null;
+    const retryMs =
+      (RED.settings as { kasaMonitor?: { dbRetryMs?: number } }).kasaMonitor?.dbRetryMs ?? 10_000;
+    const open = (): void => {
+      try {
+        // A query node asks nothing of the shared writer, so it never changes when rows are flushed.
+        lease = source.acquire(
+          modeName === 'store'
+            ? {
+                batchSize: Math.round(positive(def.batchSize, 1000)),
+                flushIntervalMs: positive(def.flushInterval, 1) * 1000,
+              }
+            : {},
         );
-      } else if (queued > stats.maxQueuedRows * QUEUE_WARN_RATIO) {
-        status.degraded(this, t('status.queue-high', { queued, max: stats.maxQueuedRows }));
-      } else {
-        status.ok(this, t('status.written', { rows: accepted, queued }));
+        mode = modeName === 'store' ? storeMode(this, lease) : queryMode(this, lease, def);
+        if (failure !== null) this.log(t('log.opened'));
+        failure = null;
+        status.idle(this, t('status.ready'));
+      } catch (error) {
+        failure = { error, at: Date.now(), refused: failure?.refused ?? 0 };
+        status.error(this, t('status.open-failed'));
       }
     };
-    // At most one status update per second however many messages arrive; the last change is
-    // always shown when the second is over.
-    const statusChanged = (): void => {
-      if (statusTimer !== null) {
-        statusStale = true;
-        return;
-      }
-      showStatus();
-      statusTimer = setTimeout(() => {
-        statusTimer = null;
-        if (statusStale) {
-          statusStale = false;
-          statusChanged();
-        }
-      }, STATUS_EVERY_MS);
-    };
-
-    if (lease !== null) {
-      lease.on('error', (error) => {
-        this.error(describeError(RED, error));
-        showStatus();
-      });
-      lease.on('recovered', (info) => {
-        this.log(t('log.recovered', { seconds: Math.round(info.failedForMs / 1000) }));
-        showStatus();
-      });
-      lease.on('flush', statusChanged);
-      status.idle(this, t('status.ready'));
-    }
+    open();
 
     onInput(this, (msg, send) => {
-      if (lease === null) throw new Error(describeError(RED, openError));
-      const message = msg as StoreMessage;
-      const { readings, devices, rejected } = toStoreInput(message.payload, message.devices);
-      try {
-        lease.writer.enqueue(readings);
-        lease.writer.upsertDevices(devices);
-      } catch (error) {
-        statusChanged();
-        throw new Error(describeError(RED, error), { cause: error });
-      }
-      accepted += readings.length;
-      statusChanged();
-      if (readings.length > 0 || devices.length > 0) {
-        message.stored = { accepted: readings.length, rejected: rejected.length };
-        send(message);
-      }
-      if (rejected.length > 0) {
-        const total = readings.length + devices.length + rejected.length;
-        const detail = describeRejected(rejected);
-        throw new Error(t('errors.rejected', { count: rejected.length, total, detail }));
-      }
+      if (mode === null && failure !== null && Date.now() - failure.at >= retryMs) open();
+      if (mode !== null) return mode.input(msg, send);
+      if (failure === null) return undefined;
+      failure.refused += 1;
+      status.error(this, t('status.open-failed-refused', { refused: failure.refused }));
+      if (failure.refused === 1)
+        throw new Error(describeError(RED, failure.error), { cause: failure.error });
+      return undefined;
     });
 
     onClose(this, () => {
-      if (statusTimer !== null) clearTimeout(statusTimer);
-      statusTimer = null;
+      mode?.close();
+      mode = null;
       const lost = lease?.release() ?? 0;
       lease = null;
       if (lost > 0) this.error(t('errors.lost', { rows: lost }));

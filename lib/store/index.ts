@@ -1,4 +1,5 @@
 export * from './database';
+export * from './query';
 export * from './registry';
 export * from './schema';
 export * from './writer';

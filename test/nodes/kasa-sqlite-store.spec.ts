@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
@@ -33,7 +33,11 @@ interface Status {
 interface TestNode {
   receive(msg: object): void;
   on(event: 'input', listener: (msg: unknown) => void): void;
-  status: { args: [Status][]; callCount: number };
+  status: {
+    args: [Status][];
+    callCount: number;
+    getCalls(): { thisValue: unknown; args: [Status] }[];
+  };
   error: { args: [unknown][]; callCount: number; calledWith(...args: unknown[]): boolean };
 }
 const node = (id: string) => helper.getNode(id) as unknown as TestNode;
@@ -96,6 +100,12 @@ function query<T>(file: string, sql: string): T[] {
 }
 
 const statusCalls = (of: TestNode): Status[] => of.status.args.map((args) => args[0]);
+/** The helper spies on the Node prototype: with two of our nodes in a flow, keep one's calls. */
+const ownStatusCalls = (of: TestNode): Status[] =>
+  of.status
+    .getCalls()
+    .filter((call) => call.thisValue === of)
+    .map((call) => call.args[0]);
 
 describe('kasa-sqlite-store node', function () {
   this.timeout(15_000);
@@ -274,11 +284,28 @@ describe('kasa-sqlite-store node', function () {
       shape: 'ring',
       text: 'kasa-sqlite-store.status.open-failed',
     });
-    const caught = collect(helper.getNode('caught'), 1);
-    store.receive({ payload: reading(0) });
-    const [msg] = await caught;
-    assert.match(msg.error.message, /DB_OPEN_FAILED/);
+    const caught: any[] = [];
+    helper.getNode('caught').on('input', (msg: any) => caught.push(msg));
+    for (let index = 0; index < 3; index += 1) store.receive({ payload: reading(index) });
+    await delay(50);
+    assert.equal(caught.length, 1, 'reported once, not per message');
+    assert.match(caught[0].error.message, /DB_OPEN_FAILED/);
+    assert.deepEqual(statusCalls(store).at(-1), {
+      fill: 'red',
+      shape: 'ring',
+      text: 'kasa-sqlite-store.status.open-failed-refused {"refused":3}',
+    });
     assert.equal(databases.size, 0);
+
+    // Creating the folder is enough: the next message after the retry delay opens the file.
+    mkdirSync(join(temp.dir(), 'no-such-dir'));
+    await delay(250);
+    const passed = collect(helper.getNode('out'), 1);
+    store.receive({ payload: reading(5) });
+    await passed;
+    assert.equal(caught.length, 1);
+    await helper.unload();
+    assert.equal(query(missing, 'SELECT * FROM readings').length, 1);
   });
 
   it('should close cleanly: file deletable and reopenable, nothing left open', async function () {
@@ -295,5 +322,142 @@ describe('kasa-sqlite-store node', function () {
     rmSync(`${file()}-shm`, { force: true });
     await helper.load(loadNodes, flow(file()));
     assert.equal(query(file(), 'SELECT * FROM readings').length, 0);
+  });
+
+  describe('query mode', function () {
+    /** The store flow plus a query node on the same database config, wired to `answers`. */
+    function queryFlow(path: string, queryNode: Record<string, unknown> = {}) {
+      return [
+        ...flow(path, { flushInterval: 0.05 }),
+        {
+          id: 'query',
+          type: 'kasa-sqlite-store',
+          z: 'tab',
+          x: 300,
+          y: 300,
+          name: '',
+          db: 'db',
+          mode: 'query',
+          chart: false,
+          rawHorizon: 7,
+          wires: [['answers']],
+          ...queryNode,
+        },
+        { id: 'answers', type: 'helper', z: 'tab', x: 500, y: 300, wires: [] },
+      ];
+    }
+    /** Stores readings through the store node and waits until they are in the file. */
+    async function storeAndFlush(count: number) {
+      const out = collect(helper.getNode('out'), 1);
+      node('store').receive({ payload: Array.from({ length: count }, (_, i) => reading(i)) });
+      await out;
+      for (let waited = 0; waited < 2000; waited += 20) {
+        if (query(file(), 'SELECT ts FROM readings').length === count) return;
+        await delay(20);
+      }
+      throw new Error('the store node did not flush');
+    }
+    const ask = async (payload: unknown) => {
+      const answer = collect(helper.getNode('answers'), 1);
+      node('query').receive({ payload });
+      return (await answer)[0];
+    };
+
+    it('should answer from the rows a store node on the same database flushed', async function () {
+      await helper.load(loadNodes, queryFlow(file()));
+      assert.deepEqual(databases.paths(), [file()], 'one connection for both nodes');
+      const empty = await ask({ type: 'latest' });
+      assert.deepEqual(empty.payload, []);
+      assert.deepEqual(empty.query, { type: 'latest', tier: 'raw', count: 0, next_cursor: null });
+      await storeAndFlush(5);
+      const page = await ask({
+        type: 'history',
+        device_id: DEVICE,
+        order: 'desc',
+        limit: 2,
+        fields: ['power_w', 'energy_wh'],
+      });
+      assert.deepEqual(page.payload, [
+        { device_id: DEVICE, ts: T0 + 40_000, power_w: 14, energy_wh: 1 },
+        { device_id: DEVICE, ts: T0 + 30_000, power_w: 13, energy_wh: 1 },
+      ]);
+      assert.equal(page.query.count, 2);
+      assert.equal(typeof page.query.next_cursor, 'string');
+      assert.equal(page.action, undefined, 'no chart shaping unless asked for');
+      const rest = await ask({
+        type: 'history',
+        device_id: DEVICE,
+        order: 'desc',
+        limit: 10,
+        cursor: page.query.next_cursor,
+      });
+      assert.deepEqual(
+        rest.payload.map((row: { ts: number }) => row.ts),
+        [T0 + 20_000, T0 + 10_000, T0],
+      );
+      assert.equal(rest.query.next_cursor, null);
+      await delay(50);
+      assert.match(
+        ownStatusCalls(node('query')).at(-1)?.text ?? '',
+        /kasa-sqlite-store\.status\.answered \{"queries":\d,"rows":\d,"ms":[\d.]+\}/,
+      );
+    });
+
+    it('should shape rows for ui-chart and set msg.action to replace', async function () {
+      await helper.load(loadNodes, queryFlow(file(), { chart: true }));
+      await storeAndFlush(3);
+      const history = await ask({ type: 'history', fields: 'power_w' });
+      assert.equal(history.action, 'replace');
+      assert.deepEqual(history.payload, [
+        { device_id: DEVICE, ts: T0, power_w: 10 },
+        { device_id: DEVICE, ts: T0 + 10_000, power_w: 11 },
+        { device_id: DEVICE, ts: T0 + 20_000, power_w: 12 },
+      ]);
+      const summary = await ask({ type: 'summary', tier: 'raw', fields: ['avg_power_w'] });
+      assert.equal(summary.action, 'replace');
+      assert.deepEqual(summary.payload, [{ device_id: DEVICE, ts: T0, avg_power_w: 11 }]);
+      assert.deepEqual(summary.query, {
+        type: 'summary',
+        tier: 'raw',
+        count: 1,
+        next_cursor: null,
+      });
+    });
+
+    it('should report a bad query as a catchable error and keep answering', async function () {
+      await helper.load(loadNodes, queryFlow(file()));
+      await storeAndFlush(2);
+      let answered = 0;
+      node('answers').on('input', () => answered++);
+      const caught = collect(helper.getNode('caught'), 3);
+      node('query').receive({ payload: { type: 'history', fields: ['power_w', 'nope'] } });
+      node('query').receive({ payload: { type: 'history', limit: 50_000 } });
+      node('query').receive({ payload: 'SELECT * FROM readings' });
+      const errors = (await caught).map(
+        (msg) => msg.error as { message: string; source: { id: string } },
+      );
+      assert.ok(errors.every((error) => error.source.id === 'query'));
+      assert.match(errors[0]!.message, /kasa-sqlite-store:kasa-sqlite-store\.errors\.BAD_QUERY /);
+      assert.match(errors[0]!.message, /unknown field \\"nope\\" for history/);
+      assert.match(errors[1]!.message, /limit 50000 is over the maximum of 10000/);
+      assert.match(errors[2]!.message, /a query must be an object/);
+      assert.equal(answered, 0);
+      const after = await ask({ type: 'history' });
+      assert.equal(after.payload.length, 2, 'the node still answers');
+    });
+
+    it('should refuse a mode it does not know', async function () {
+      await helper.load(loadNodes, queryFlow(file(), { mode: 'export' }));
+      assert.deepEqual(ownStatusCalls(node('query')).at(-1), {
+        fill: 'red',
+        shape: 'ring',
+        text: 'kasa-sqlite-store.status.unsupported-mode',
+      });
+      assert.ok(
+        node('query').error.calledWith(
+          'kasa-sqlite-store.errors.unsupported-mode {"mode":"export"}',
+        ),
+      );
+    });
   });
 });

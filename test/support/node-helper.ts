@@ -9,7 +9,7 @@ export const helper = testHelper as unknown as Omit<typeof testHelper, 'load'> &
 
 // Pools close as soon as their config node stops, so every test can check nothing is left open.
 testHelper.init(require.resolve('node-red'), {
-  kasaMonitor: { poolLingerMs: 0 },
+  kasaMonitor: { poolLingerMs: 0, dbRetryMs: 200 },
 } as unknown as Parameters<typeof testHelper.init>[1]);
 
 /** Built node modules, as Node-RED loads them (run `npm run build` first; `npm test` does). */
