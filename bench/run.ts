@@ -7,6 +7,8 @@ import { join } from 'node:path';
 
 import { printPollBench, runPollBench } from './poll';
 import { printStoreBench, runStoreBench } from './store';
+import { printQueryBench, runQueryBench } from './query';
+import { printCacheBench, runCacheBench } from './cache';
 
 async function main(): Promise<void> {
   const started = new Date();
@@ -18,6 +20,14 @@ async function main(): Promise<void> {
   const results = join(__dirname, 'results');
   mkdirSync(results, { recursive: true });
   writeFileSync(join(results, 'latest.json'), JSON.stringify({ started, poll, store }, null, 2));
+  console.log('');
+  const query = runQueryBench();
+  printQueryBench(query);
+  writeFileSync(join(results, 'query.json'), JSON.stringify({ started, query }, null, 2));
+  console.log('');
+  const cache = await runCacheBench();
+  printCacheBench(cache);
+  writeFileSync(join(results, 'cache.json'), JSON.stringify({ started, cache }, null, 2));
 }
 
 main().catch((error: unknown) => {

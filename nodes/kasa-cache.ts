@@ -1,0 +1,140 @@
+import { ChangeFilter } from '../lib/cache/change-filter';
+import { type CacheLease, caches } from '../lib/cache/registry';
+import type { SecondLevelState } from '../lib/cache/types';
+import { describeError } from './shared/errors';
+import { translator } from './shared/i18n';
+import { onClose, onInput } from './shared/lifecycle';
+import type { RedisConfigNode } from './shared/redis-node';
+import { status, throttled } from './shared/status';
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from './shared/types';
+
+type Mode = 'set' | 'get' | 'delete' | 'clear';
+
+interface CacheDef extends NodeDef {
+  cache?: string;
+  mode?: string;
+  property?: string;
+  maxEntries?: number | string;
+  ttl?: number | string;
+  redis?: string;
+  onlyChanged?: boolean;
+  deadband?: number | string;
+}
+
+type CacheMessage = NodeMessageInFlow & { ttl?: unknown; cache?: unknown };
+
+const MODES: readonly string[] = ['set', 'get', 'delete', 'clear'];
+
+const numberOr = (value: number | string | undefined, fallback: number, min = 0): number => {
+  const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
+  return Number.isFinite(parsed) && parsed >= min ? parsed : fallback;
+};
+
+export = function (RED: NodeAPI): void {
+  const t = translator(RED, 'kasa-cache');
+
+  function KasaCache(this: Node, def: CacheDef): void {
+    RED.nodes.createNode(this, def);
+    const name = def.cache?.trim() || 'default';
+    const mode = (MODES.includes(def.mode ?? '') ? def.mode : 'set') as Mode;
+    const property = def.property?.trim() || 'topic';
+    const ttlMs = numberOr(def.ttl, 60, Number.MIN_VALUE) * 1000;
+    const maxEntries = Math.round(numberOr(def.maxEntries, 1000, 1));
+    const redisNode = def.redis ? (RED.nodes.getNode(def.redis) as RedisConfigNode | null) : null;
+    const connection = redisNode?.connection ?? null;
+    if (def.redis && connection === null) this.error(t('errors.no-redis'));
+
+    let lease: CacheLease;
+    try {
+      lease = caches.acquire(name, {
+        maxEntries,
+        ttlMs,
+        secondLevel: connection,
+        secondLevelTtlMs: redisNode?.ttlMs,
+      });
+    } catch (error) {
+      status.error(this, t('status.bad-settings'));
+      this.error(describeError(RED, error));
+      return;
+    }
+    if (lease.replacedOthers) this.warn(t('log.rebuilt', { cache: name }));
+    const filter =
+      mode === 'set' && def.onlyChanged === true
+        ? new ChangeFilter({ deadbandW: numberOr(def.deadband, 0), maxEntries, ttlMs })
+        : null;
+
+    const showStatus = (): void => {
+      const stats = lease.cache.stats();
+      const counts = {
+        entries: stats.entries,
+        h1: stats.l1.hits,
+        m1: stats.l1.misses,
+        h2: stats.l2?.hits ?? 0,
+        m2: stats.l2?.misses ?? 0,
+        ev: stats.evictions,
+      };
+      const state: SecondLevelState | null = stats.l2?.state ?? null;
+      if (def.redis && connection === null) status.error(this, t('status.no-redis', counts));
+      else if (state === null) status.ok(this, t('status.memory', counts));
+      else if (state === 'ready') status.ok(this, t('status.two-levels', counts));
+      else if (state === 'down') status.degraded(this, t('status.redis-down', counts));
+      else status.degraded(this, t('status.redis-connecting', counts));
+    };
+    const statusChanged = throttled(showStatus);
+    connection?.on('state', showStatus);
+
+    const keyOf = (msg: CacheMessage): string => {
+      const key: unknown = RED.util.getMessageProperty(msg, property);
+      if ((typeof key === 'string' && key !== '') || (typeof key === 'number' && isFinite(key))) {
+        return String(key);
+      }
+      throw new Error(t('errors.no-key', { property }));
+    };
+
+    const handle = async (msg: CacheMessage): Promise<(CacheMessage | null)[] | null> => {
+      const cache = lease.cache;
+      if (mode === 'clear') {
+        msg.cache = { cleared: await cache.clear() };
+        return [msg];
+      }
+      const key = keyOf(msg);
+      if (mode === 'delete') {
+        msg.cache = { deleted: await cache.delete(key) };
+        return [msg];
+      }
+      if (mode === 'set') {
+        const ttl = msg.ttl === undefined ? undefined : Number(msg.ttl);
+        await cache.set(key, msg.payload, ttl);
+        return filter === null || filter.changed(key, msg.payload, ttl) ? [msg] : null;
+      }
+      const found = await cache.get(key);
+      if (!found.hit) return [null, msg];
+      msg.payload = found.value;
+      msg.cache = { hit: true, level: found.level, age_ms: found.ageMs };
+      return [msg, null];
+    };
+
+    onInput(this, async (msg: CacheMessage, send) => {
+      let out: (CacheMessage | null)[] | null;
+      try {
+        out = await handle(msg);
+      } catch (error) {
+        throw new Error(describeError(RED, error), { cause: error });
+      } finally {
+        statusChanged.request();
+      }
+      if (out !== null) send(out);
+    });
+
+    onClose(this, () => {
+      statusChanged.stop();
+      connection?.off('state', showStatus);
+      lease.release();
+      status.clear(this);
+    });
+
+    showStatus();
+  }
+
+  RED.nodes.registerType('kasa-cache', KasaCache);
+};
