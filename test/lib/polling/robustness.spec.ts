@@ -11,6 +11,7 @@ import { SharedPool } from '../../../lib/pool/shared-pool';
 import { DEFAULT_LIMITS } from '../../../lib/readings/normalise';
 import { silentLogger, systemClock, type Reading } from '../../../lib/types';
 import { FakeKasaDevice, freeLoopbackPort, loadFixture } from '../../support/fake-kasa-device';
+import { waitFor } from '../../support/waiting';
 import { fieldCase } from '../../support/fixtures';
 
 /*
@@ -23,14 +24,6 @@ const PLUG = 'KP115(EU)_1.0_1.0.16';
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }
 
 /** A reading with the wall-clock time the poller handed it over. */

@@ -10,28 +10,7 @@ import { legacyTcpTransportFactory } from '../../../lib/protocol/legacy-tcp';
 import type { DeviceAddress, Transport, TransportFactory } from '../../../lib/protocol/transport';
 import type { Timers } from '../../../lib/types';
 import { FakeKasaDevice, freeLoopbackPort, loadFixture } from '../../support/fake-kasa-device';
-
-const SYSINFO = { system: { get_sysinfo: {} } };
-const REALTIME = { emeter: { get_realtime: {} } };
-
-async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: KasaErrorCode): Promise<KasaError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isKasaError(error), `expected a KasaError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected a rejection with ${code}`);
-}
+import { REALTIME, rejectsWith, SYSINFO, waitFor } from '../../support/waiting';
 
 /** Wraps a transport factory to measure how many requests are on the wire, per device and in all. */
 function concurrencyProbe(inner: TransportFactory = legacyTcpTransportFactory): {

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
 import { encryptWithHeader } from 'tplink-smarthome-crypto';
 import { Device } from 'tplink-smarthome-simulator';
-import { KasaError, isKasaError, type KasaErrorCode } from '../../../lib/errors';
+import { isKasaError } from '../../../lib/errors';
 import { FrameReader } from '../../../lib/protocol/frame-reader';
 import { LegacyTcpTransport } from '../../../lib/protocol/legacy-tcp';
 import {
@@ -11,28 +11,7 @@ import {
   loadFixture,
   type KasaFixture,
 } from '../../support/fake-kasa-device';
-
-const SYSINFO = { system: { get_sysinfo: {} } };
-const REALTIME = { emeter: { get_realtime: {} } };
-
-async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
-
-async function rejectsWith(promise: Promise<unknown>, code: KasaErrorCode): Promise<KasaError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isKasaError(error), `expected a KasaError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    return error;
-  }
-  assert.fail(`expected a rejection with ${code}`);
-}
+import { REALTIME, rejectsWith, SYSINFO, waitFor } from '../../support/waiting';
 
 /** Records anything that escapes as an uncaught exception or unhandled rejection. */
 function processGuard(): { seen: unknown[]; remove: () => Promise<void> } {
