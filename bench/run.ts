@@ -9,6 +9,7 @@ import { printPollBench, runPollBench } from './poll';
 import { printStoreBench, runStoreBench } from './store';
 import { printQueryBench, runQueryBench } from './query';
 import { printCacheBench, runCacheBench } from './cache';
+import { printRetentionBench, runRetentionBench } from './retention';
 
 async function main(): Promise<void> {
   const started = new Date();
@@ -28,6 +29,10 @@ async function main(): Promise<void> {
   const cache = await runCacheBench();
   printCacheBench(cache);
   writeFileSync(join(results, 'cache.json'), JSON.stringify({ started, cache }, null, 2));
+  console.log('');
+  const retention = await runRetentionBench();
+  printRetentionBench(retention);
+  writeFileSync(join(results, 'retention.json'), JSON.stringify({ started, retention }, null, 2));
 }
 
 main().catch((error: unknown) => {

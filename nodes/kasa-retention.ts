@@ -1,0 +1,136 @@
+import { LocalDays } from '../lib/store/local-day';
+import { type RetentionProgress, type RetentionReport } from '../lib/store/retention';
+import { type RetentionRun, runRetentionInWorker } from '../lib/store/retention-runner';
+import type { DatabaseLease, DatabaseSource } from '../lib/store/registry';
+import { describeError } from './shared/errors';
+import { translator } from './shared/i18n';
+import { onClose, onInput } from './shared/lifecycle';
+import { status } from './shared/status';
+import type { Node, NodeAPI, NodeDef } from './shared/types';
+
+interface RetentionDef extends NodeDef {
+  db: string;
+  rawDays?: number | string;
+  hourlyDays?: number | string;
+  dailyDays?: number | string;
+  timezone?: string;
+  every?: number | string;
+}
+
+const MINUTE_MS = 60_000;
+
+const number = (value: number | string | undefined, fallback: number): number => {
+  const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
+  return Number.isFinite(parsed) && parsed >= 0 ? parsed : fallback;
+};
+
+export = function (RED: NodeAPI): void {
+  const t = translator(RED, 'kasa-retention');
+
+  function KasaRetention(this: Node, def: RetentionDef): void {
+    RED.nodes.createNode(this, def);
+    const source = (RED.nodes.getNode(def.db) as (Node & { database?: DatabaseSource }) | null)
+      ?.database;
+    if (source === undefined) {
+      status.error(this, t('status.no-config'));
+      this.error(t('errors.missing-config'));
+      return;
+    }
+    const timeZone = def.timezone?.trim() ?? '';
+    try {
+      if (timeZone !== '') new LocalDays(timeZone);
+    } catch {
+      status.error(this, t('status.bad-timezone'));
+      this.error(t('errors.bad-timezone', { zone: timeZone }));
+      return;
+    }
+    const options = {
+      rawDays: number(def.rawDays, 7),
+      hourlyDays: number(def.hourlyDays, 30),
+      dailyDays: number(def.dailyDays, 365),
+      ...(timeZone === '' ? {} : { timeZone }),
+    };
+    const everyMs = number(def.every, 60) * MINUTE_MS;
+
+    // Holding a lease makes sure the file exists with its schema before the worker opens it.
+    let lease: DatabaseLease | null = null;
+    try {
+      lease = source.acquire({});
+    } catch (error) {
+      status.error(this, t('status.open-failed'));
+      this.error(describeError(RED, error));
+    }
+
+    let run: RetentionRun | null = null;
+    let current: Promise<RetentionReport> | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let closed = false;
+
+    const showProgress = (p: RetentionProgress): void =>
+      status.ok(this, t(`status.${p.phase}`, { ...p }));
+
+    /** Starts a run, or joins the one in progress: two requests never run twice at once. */
+    const start = (): Promise<RetentionReport> => {
+      if (current !== null) return current;
+      try {
+        // Readings still queued in the writer belong in this run; a failing writer reports itself.
+        lease?.writer.flush();
+      } catch {
+        // The run goes ahead with what is on disk.
+      }
+      status.degraded(this, t('status.starting'));
+      const thisRun = runRetentionInWorker(source.path, options, showProgress);
+      run = thisRun;
+      current = thisRun.result.then(
+        (report) => {
+          status.ok(this, t('status.done', { ...report }));
+          return report;
+        },
+        (error: unknown) => {
+          if (!closed) status.error(this, t('status.failed'));
+          throw error;
+        },
+      );
+      const finished = (): void => {
+        current = null;
+        run = null;
+      };
+      current.then(finished, finished);
+      return current;
+    };
+
+    const schedule = (): void => {
+      if (everyMs <= 0 || closed) return;
+      timer = setTimeout(() => {
+        timer = null;
+        start().then(
+          (report) => this.send({ topic: 'retention', payload: report }),
+          (error: unknown) => {
+            if (!closed) this.error(describeError(RED, error), {});
+          },
+        );
+        // The next run is counted from the start of this one, so runs keep to the period.
+        schedule();
+      }, everyMs);
+    };
+    schedule();
+    status.idle(this, t('status.ready'));
+
+    onInput(this, async (msg, send) => {
+      msg.payload = await start();
+      send(msg);
+    });
+
+    onClose(this, async () => {
+      closed = true;
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      await run?.terminate();
+      lease?.release();
+      lease = null;
+      status.clear(this);
+    });
+  }
+
+  RED.nodes.registerType('kasa-retention', KasaRetention);
+};
