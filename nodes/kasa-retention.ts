@@ -1,7 +1,8 @@
 import { LocalDays } from '../lib/store/local-day';
 import { type RetentionProgress, type RetentionReport } from '../lib/store/retention';
 import { type RetentionRun, runRetentionInWorker } from '../lib/store/retention-runner';
-import type { DatabaseLease, DatabaseSource } from '../lib/store/registry';
+import type { DatabaseLease } from '../lib/store/registry';
+import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
@@ -29,13 +30,8 @@ export = function (RED: NodeAPI): void {
 
   function KasaRetention(this: Node, def: RetentionDef): void {
     RED.nodes.createNode(this, def);
-    const source = (RED.nodes.getNode(def.db) as (Node & { database?: DatabaseSource }) | null)
-      ?.database;
-    if (source === undefined) {
-      status.error(this, t('status.no-config'));
-      this.error(t('errors.missing-config'));
-      return;
-    }
+    const source = databaseOf(RED, this, def.db, t);
+    if (source === null) return;
     const timeZone = def.timezone?.trim() ?? '';
     try {
       if (timeZone !== '') new LocalDays(timeZone);

@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks';
 
 import { describeRejected, toStoreInput } from '../lib/readings/validate';
 import { DAY_MS, QueryEngine, toChartPoints } from '../lib/store/query';
-import type { DatabaseLease, DatabaseSource } from '../lib/store/registry';
+import type { DatabaseLease } from '../lib/store/registry';
+import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
@@ -128,13 +129,8 @@ export = function (RED: NodeAPI): void {
 
   function KasaSqliteStore(this: Node, def: SqliteStoreDef): void {
     RED.nodes.createNode(this, def);
-    const source = (RED.nodes.getNode(def.db) as (Node & { database?: DatabaseSource }) | null)
-      ?.database;
-    if (source === undefined) {
-      status.error(this, t('status.no-config'));
-      this.error(t('errors.missing-config'));
-      return;
-    }
+    const source = databaseOf(RED, this, def.db, t);
+    if (source === null) return;
     const modeName = def.mode?.trim() || 'store';
     if (modeName !== 'store' && modeName !== 'query') {
       status.error(this, t('status.unsupported-mode'));
