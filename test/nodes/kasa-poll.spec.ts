@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { FakeKasaDevice, loadFixture } from '../support/fake-kasa-device';
+import { FakeFleet, type FakeKasaDeviceOptions } from '../support/fake-kasa-device';
 import { collect, delay, helper, nodes, unloadAll } from '../support/node-helper';
 
 const POOL = {
@@ -48,24 +48,17 @@ const loadNodes = [nodes.devicePool, nodes.poll, nodes.catchNode];
 
 describe('kasa-poll node', function () {
   this.timeout(15_000);
-  const devices: FakeKasaDevice[] = [];
+  const fleet = new FakeFleet();
 
-  async function device(
-    fixture: string,
-    options: Partial<ConstructorParameters<typeof FakeKasaDevice>[0]> = {},
-  ) {
-    const fake = new FakeKasaDevice({ fixture: loadFixture(fixture), ...options });
-    await fake.start();
-    devices.push(fake);
-    return fake;
-  }
+  const device = (fixture: string, options: Partial<FakeKasaDeviceOptions> = {}) =>
+    fleet.start(fixture, options);
 
   before(function (done) {
     helper.startServer(done);
   });
   afterEach(async function () {
     await unloadAll();
-    await Promise.all(devices.splice(0).map((fake) => fake.stop()));
+    await fleet.stopAll();
   });
   after(function (done) {
     helper.stopServer(done);

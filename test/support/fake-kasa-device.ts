@@ -431,3 +431,25 @@ export class FakeKasaDevice {
     });
   }
 }
+
+/** The fake devices one test file starts, stopped together in its `afterEach`. */
+export class FakeFleet {
+  private readonly started: FakeKasaDevice[] = [];
+
+  /** Starts a fake answering from a fixture (a test/fixtures/kasa-iot name, or the data). */
+  async start(
+    fixture: string | KasaFixture,
+    options: Partial<FakeKasaDeviceOptions> = {},
+  ): Promise<FakeKasaDevice> {
+    const device = new FakeKasaDevice({
+      fixture: typeof fixture === 'string' ? loadFixture(fixture) : fixture,
+      ...options,
+    });
+    this.started.push(device);
+    return device.start();
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.started.splice(0).map((device) => device.stop()));
+  }
+}

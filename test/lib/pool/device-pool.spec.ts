@@ -9,7 +9,11 @@ import {
 import { legacyTcpTransportFactory } from '../../../lib/protocol/legacy-tcp';
 import type { DeviceAddress, Transport, TransportFactory } from '../../../lib/protocol/transport';
 import type { Timers } from '../../../lib/types';
-import { FakeKasaDevice, freeLoopbackPort, loadFixture } from '../../support/fake-kasa-device';
+import {
+  FakeFleet,
+  freeLoopbackPort,
+  type FakeKasaDeviceOptions,
+} from '../../support/fake-kasa-device';
 import { REALTIME, rejectsWith, SYSINFO, waitFor } from '../../support/waiting';
 
 /** Wraps a transport factory to measure how many requests are on the wire, per device and in all. */
@@ -99,17 +103,11 @@ function recordingTimers(fireAfterMs = 0): Timers & { delays: number[]; active: 
 
 describe('DevicePool', function () {
   this.timeout(8000);
-  const devices: FakeKasaDevice[] = [];
+  const fleet = new FakeFleet();
   const pools: DevicePool[] = [];
 
-  async function fake(
-    name: string,
-    options: Partial<ConstructorParameters<typeof FakeKasaDevice>[0]> = {},
-  ): Promise<FakeKasaDevice> {
-    const device = new FakeKasaDevice({ fixture: loadFixture(name), ...options });
-    devices.push(device);
-    return device.start();
-  }
+  const fake = (fixture: string, options: Partial<FakeKasaDeviceOptions> = {}) =>
+    fleet.start(fixture, options);
 
   function pool(options: Partial<DevicePoolOptions> = {}): DevicePool {
     const created = new DevicePool(options);
@@ -119,7 +117,7 @@ describe('DevicePool', function () {
 
   afterEach(async () => {
     await Promise.all(pools.splice(0).map((created) => created.close()));
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    await fleet.stopAll();
   });
 
   it('keeps one request in flight per device and serves a burst in order', async () => {

@@ -6,9 +6,10 @@ import { isKasaError } from '../../../lib/errors';
 import { FrameReader } from '../../../lib/protocol/frame-reader';
 import { LegacyTcpTransport } from '../../../lib/protocol/legacy-tcp';
 import {
-  FakeKasaDevice,
   freeLoopbackPort,
   loadFixture,
+  FakeFleet,
+  type FakeKasaDeviceOptions,
   type KasaFixture,
 } from '../../support/fake-kasa-device';
 import { REALTIME, rejectsWith, SYSINFO, waitFor } from '../../support/waiting';
@@ -80,17 +81,11 @@ describe('FrameReader', () => {
 
 describe('LegacyTcpTransport', function () {
   this.timeout(5000);
-  const devices: FakeKasaDevice[] = [];
+  const fleet = new FakeFleet();
   const transports: LegacyTcpTransport[] = [];
 
-  async function fake(
-    name: string,
-    options: Partial<ConstructorParameters<typeof FakeKasaDevice>[0]> = {},
-  ): Promise<FakeKasaDevice> {
-    const device = new FakeKasaDevice({ fixture: loadFixture(name), ...options });
-    devices.push(device);
-    return device.start();
-  }
+  const fake = (fixture: string, options: Partial<FakeKasaDeviceOptions> = {}) =>
+    fleet.start(fixture, options);
 
   function transportTo(device: { host: string; port: number }): LegacyTcpTransport {
     const transport = new LegacyTcpTransport({ host: device.host, port: device.port });
@@ -100,7 +95,7 @@ describe('LegacyTcpTransport', function () {
 
   afterEach(async () => {
     for (const transport of transports.splice(0)) transport.close();
-    await Promise.all(devices.splice(0).map((device) => device.stop()));
+    await fleet.stopAll();
   });
 
   it('keeps one connection open over 20 requests', async () => {
@@ -204,10 +199,8 @@ describe('LegacyTcpTransport', function () {
 
     it('parses a reply written as [2 header bytes][2 + 700][600][rest] like one write', async () => {
       const fixture = longAliasStrip();
-      const control = await new FakeKasaDevice({ fixture }).start();
-      devices.push(control);
-      const split = await new FakeKasaDevice({ fixture }).start();
-      devices.push(split);
+      const control = await fleet.start(fixture);
+      const split = await fleet.start(fixture);
       split.splitReply = { chunks: [2, 702, 600], pauseMs: 20 };
       // What a poll asks a strip for: sysinfo and realtime in one request, ~1.4 KB.
       const request = { ...SYSINFO, ...REALTIME };
