@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /** The package root (this file lives in test/support). */
 export const REPO_ROOT = resolve(__dirname, '..', '..');
@@ -27,6 +27,11 @@ export interface NodeRedOptions {
   startTimeoutMs?: number;
   /** Also write Node-RED's output to this process's stdout (the demo). Default false. */
   echo?: boolean;
+  /**
+   * Other node modules from this repository's node_modules to install beside the package, e.g.
+   * `['@flowfuse/node-red-dashboard']` for flows with Dashboard 2 nodes.
+   */
+  modules?: string[];
 }
 
 /** The log kept in memory is trimmed to this many characters, so a long run stays bounded. */
@@ -56,7 +61,7 @@ export async function startNodeRed(options: NodeRedOptions = {}): Promise<NodeRe
   const userDir = options.userDir ?? mkdtempSync(join(tmpdir(), 'kasa-node-red-'));
   const port = options.port ?? (await freePort());
   const url = `http://${HOST}:${port}`;
-  prepareUserDir(userDir, port, options.settings ?? {}, options.flows ?? []);
+  prepareUserDir(userDir, port, options.settings ?? {}, options.flows ?? [], options.modules ?? []);
 
   const child = spawn(
     process.execPath,
@@ -162,12 +167,10 @@ function prepareUserDir(
   port: number,
   extra: Record<string, unknown>,
   flows: object[],
+  modules: string[],
 ): void {
-  const scope = join(userDir, 'node_modules', '@kasa-monitor');
-  mkdirSync(scope, { recursive: true });
-  const link = join(scope, PACKAGE_NAME.split('/')[1]!);
-  rmSync(link, { force: true, recursive: true });
-  symlinkSync(REPO_ROOT, link, 'dir');
+  installByLink(userDir, PACKAGE_NAME, REPO_ROOT);
+  for (const name of modules) installByLink(userDir, name, join(REPO_ROOT, 'node_modules', name));
   const settings = {
     uiHost: HOST,
     uiPort: port,
@@ -188,6 +191,14 @@ function prepareUserDir(
     join(userDir, 'package.json'),
     JSON.stringify({ name: 'node-red-project', private: true }),
   );
+}
+
+/** Makes `target` appear as `<userDir>/node_modules/<name>`, as `npm install <path>` would. */
+function installByLink(userDir: string, name: string, target: string): void {
+  const link = join(userDir, 'node_modules', ...name.split('/'));
+  mkdirSync(dirname(link), { recursive: true });
+  rmSync(link, { force: true, recursive: true });
+  symlinkSync(target, link, 'dir');
 }
 
 /** Asks the OS for a free port on 127.0.0.1. */
