@@ -59,6 +59,20 @@ export interface Reading {
   cached?: boolean;
 }
 
+/**
+ * A day's energy as the device itself recorded it (`emeter.get_daystat`), used to fill days of
+ * an outage that have no readings. The store writes it only where the day has no summary yet.
+ */
+export interface DeviceDay {
+  device_id: string;
+  /** Local date, 'YYYY-MM-DD'. */
+  day: string;
+  /** First instant of that local day, ms since the epoch. */
+  day_start: number;
+  energy_wh: number;
+  source: 'device';
+}
+
 /** What the store records about a device besides its readings. */
 export interface DeviceInfo {
   device_id: string;

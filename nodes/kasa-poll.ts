@@ -62,8 +62,12 @@ export = function (RED: NodeAPI): void {
     };
 
     const deliver = (cycle: PollCycle, send: SendFunction) => {
-      // Device rows ride along when new or changed, so the store records meterless devices too.
-      const devices = cycle.devices.length > 0 ? { devices: cycle.devices } : {};
+      // Device rows ride along when new or changed, so the store records meterless devices too;
+      // so do the days of an outage the devices filled from their own statistics.
+      const devices = {
+        ...(cycle.devices.length > 0 ? { devices: cycle.devices } : {}),
+        ...(cycle.daily.length > 0 ? { daily: cycle.daily } : {}),
+      };
       if (def.output === 'cycle' || cycle.readings.length === 0) {
         if (cycle.readings.length > 0 || cycle.devices.length > 0) {
           send({ topic: 'kasa-poll', payload: cycle.readings, ...devices });
@@ -102,6 +106,7 @@ export = function (RED: NodeAPI): void {
         device: notice.device_id,
         previous: notice.previous_device_id,
         target: target.key,
+        days: notice.days,
       });
       if (notice.kind === 'identity-changed') this.warn(text);
       else this.log(text);

@@ -21,6 +21,7 @@ interface SqliteStoreDef extends NodeDef {
 
 type StoreMessage = NodeMessageInFlow & {
   devices?: unknown;
+  daily?: unknown;
   stored?: { accepted: number; rejected: number };
   query?: unknown;
   action?: string;
@@ -71,22 +72,27 @@ export = function (RED: NodeAPI): void {
     lease.on('flush', () => statusUpdate.request());
     return {
       input(msg, send) {
-        const { readings, devices, rejected } = toStoreInput(msg.payload, msg.devices);
+        const { readings, devices, daily, rejected } = toStoreInput(
+          msg.payload,
+          msg.devices,
+          msg.daily,
+        );
         try {
           lease.writer.enqueue(readings);
           lease.writer.upsertDevices(devices);
+          lease.writer.addDeviceDays(daily);
         } catch (error) {
           statusUpdate.request();
           throw new Error(describeError(RED, error), { cause: error });
         }
         accepted += readings.length;
         statusUpdate.request();
-        if (readings.length > 0 || devices.length > 0) {
+        if (readings.length > 0 || devices.length > 0 || daily.length > 0) {
           msg.stored = { accepted: readings.length, rejected: rejected.length };
           send(msg);
         }
         if (rejected.length > 0) {
-          const total = readings.length + devices.length + rejected.length;
+          const total = readings.length + devices.length + daily.length + rejected.length;
           const detail = describeRejected(rejected);
           throw new Error(t('errors.rejected', { count: rejected.length, total, detail }));
         }

@@ -11,7 +11,9 @@ import {
   type PlausibilityLimits,
   type Realtime,
 } from '../readings/normalise';
-import type { Clock, DeviceInfo, Reading } from '../types';
+import { LocalDays } from '../store/local-day';
+import type { Clock, DeviceDay, DeviceInfo, Reading } from '../types';
+import { BACKFILL_GAP_MS, fetchMissingDays, type ReadingGap } from './backfill';
 import { addressKey, type PollTarget } from './device-entries';
 import { cachedReading, type RecentPolls } from './recent-polls';
 
@@ -35,9 +37,11 @@ export interface LearnedDevice {
 /** Something worth telling the user once, not an error of the poll. */
 export interface PollNotice {
   device_id: string;
-  kind: 'counter-reset' | 'counter-glitch' | 'no-emeter' | 'identity-changed';
+  kind: 'counter-reset' | 'counter-glitch' | 'no-emeter' | 'identity-changed' | 'backfilled';
   /** For identity-changed: the device id that used to answer at this address. */
   previous_device_id?: string;
+  /** For backfilled: how many whole days of an outage the device's own statistics filled. */
+  days?: number;
 }
 
 export interface PollOutcome {
@@ -48,6 +52,8 @@ export interface PollOutcome {
   /** Partial failures: an outlet that did not answer, a sample rejected as implausible. */
   problems: KasaError[];
   notices: PollNotice[];
+  /** Days of an outage filled from the device's own statistics. */
+  daily: DeviceDay[];
 }
 
 export interface PollContext {
@@ -59,6 +65,8 @@ export interface PollContext {
   clock: Clock;
   /** Answers polls of a target polled within its window from the last answer; absent: always ask. */
   recent?: RecentPolls;
+  /** The local days outage backfill fills; default: the system's time zone. */
+  days?: LocalDays;
 }
 
 const SYSINFO = { system: { get_sysinfo: {} } };
@@ -87,7 +95,14 @@ export async function pollTarget(
   if (answered === undefined) {
     return recent.track(target.key, pollDevice(context, target, consumer));
   }
-  const outcome: PollOutcome = { target, readings: [], devices: null, problems: [], notices: [] };
+  const outcome: PollOutcome = {
+    target,
+    readings: [],
+    devices: null,
+    problems: [],
+    notices: [],
+    daily: [],
+  };
   for (const reading of await answered) {
     const copy = cachedReading(reading);
     // The counter's on-time is not kept with the answer; a drop is then judged by the next value.
@@ -125,7 +140,14 @@ async function pollDevice(
   );
   const ts = context.clock.now();
   const device = describeDevice(methodReply(reply, 'system', 'get_sysinfo'));
-  const outcome: PollOutcome = { target, readings: [], devices: null, problems: [], notices: [] };
+  const outcome: PollOutcome = {
+    target,
+    readings: [],
+    devices: null,
+    problems: [],
+    notices: [],
+    daily: [],
+  };
   if (known !== undefined && known.device_id !== device.device_id) {
     outcome.notices.push({
       device_id: device.device_id,
@@ -136,9 +158,11 @@ async function pollDevice(
 
   const isStrip = device.outlets.length > 0;
   let hasEmeter = device.has_emeter;
+  const gaps: ReadingGap[] = [];
   if (isStrip) {
     const outlets = selectOutlets(device, target);
-    if (device.has_emeter) await readOutlets(context, address, device, outlets, outcome, consumer);
+    if (device.has_emeter)
+      await readOutlets(context, address, device, outlets, outcome, consumer, gaps);
     else if (known === undefined)
       outcome.notices.push({ device_id: device.device_id, kind: 'no-emeter' });
   } else {
@@ -151,10 +175,11 @@ async function pollDevice(
           outcome.notices.push({ device_id: device.device_id, kind: 'no-emeter' });
         }
       } else {
-        addReading(context, outcome, consumer, device, null, realtime, ts);
+        addReading(context, outcome, consumer, device, null, realtime, ts, gaps);
       }
     }
   }
+  for (const gap of gaps) await backfill(context, address, outcome, gap);
 
   // Device rows are built only when something the store records about them changed.
   const signature = descriptionSignature(device, target, hasEmeter);
@@ -190,6 +215,7 @@ async function readOutlets(
   outlets: OutletInfo[],
   outcome: PollOutcome,
   consumer: string,
+  gaps: ReadingGap[],
 ): Promise<void> {
   // One after another on purpose: strips answer one request at a time (case-028).
   for (const outlet of outlets) {
@@ -200,7 +226,7 @@ async function readOutlets(
       });
       const realtime = readRealtime(methodReply(reply, 'emeter', 'get_realtime'));
       if (realtime !== null) {
-        addReading(context, outcome, consumer, device, outlet, realtime, context.clock.now());
+        addReading(context, outcome, consumer, device, outlet, realtime, context.clock.now(), gaps);
       }
     } catch (error) {
       if (!(error instanceof KasaError)) throw error;
@@ -220,6 +246,7 @@ function addReading(
   outlet: OutletInfo | null,
   realtime: Realtime,
   ts: number,
+  gaps: ReadingGap[],
 ): void {
   const deviceId = outlet?.device_id ?? device.device_id;
   try {
@@ -232,6 +259,15 @@ function addReading(
     throw error;
   }
   const onTime = outlet === null ? device.on_time_s : outlet.on_time_s;
+  const previousTs = context.tracker.baseline(energyKey(consumer, deviceId))?.ts;
+  if (previousTs !== undefined && ts - previousTs > BACKFILL_GAP_MS) {
+    gaps.push({
+      device_id: deviceId,
+      child_id: outlet?.device_id ?? null,
+      from_ts: previousTs,
+      to_ts: ts,
+    });
+  }
   outcome.readings.push({
     device_id: deviceId,
     ts,
@@ -260,11 +296,58 @@ function bookEnergy(
   onTimeS: number | null,
 ): number | null {
   if (totalWh === null) return null;
-  const key = consumer === '' ? deviceId : `${consumer}/${deviceId}`;
-  const step = context.tracker.next(key, { ts, total_wh: totalWh, on_time_s: onTimeS });
+  const step = context.tracker.next(energyKey(consumer, deviceId), {
+    ts,
+    total_wh: totalWh,
+    on_time_s: onTimeS,
+  });
   const kind = NOTICE_OF_EVENT[step.event];
   if (kind !== undefined) outcome.notices.push({ device_id: deviceId, kind });
   return step.energy_wh;
+}
+
+/** The energy tracker's key of a consumer's baseline of a device. */
+function energyKey(consumer: string, deviceId: string): string {
+  return consumer === '' ? deviceId : `${consumer}/${deviceId}`;
+}
+
+/**
+ * Fills the whole days of an outage from the device's own day statistics, and takes their
+ * energy out of the first reading after it, which otherwise carries the whole outage: every Wh
+ * is then counted once, on its own day. When the device cannot tell, the reading keeps it all.
+ */
+async function backfill(
+  context: PollContext,
+  address: DeviceAddress,
+  outcome: PollOutcome,
+  gap: ReadingGap,
+): Promise<void> {
+  context.days ??= new LocalDays();
+  let filled: DeviceDay[];
+  try {
+    filled = await fetchMissingDays(context.requester, address, gap, context.days);
+  } catch (error) {
+    if (!(error instanceof KasaError)) throw error;
+    outcome.problems.push(
+      new KasaError(
+        'BACKFILL_FAILED',
+        `${gap.device_id}: could not read its day statistics after an outage (${error.message}); the energy of the outage stays with the first reading after it`,
+        { device_id: gap.device_id, cause_code: error.code },
+        { cause: error },
+      ),
+    );
+    return;
+  }
+  if (filled.length === 0) return;
+  const reading = outcome.readings.find(
+    (candidate) => candidate.device_id === gap.device_id && candidate.ts === gap.to_ts,
+  );
+  if (reading !== undefined && reading.energy_wh !== null) {
+    const fromDevice = filled.reduce((sum, day) => sum + day.energy_wh, 0);
+    reading.energy_wh = Math.round(Math.max(0, reading.energy_wh - fromDevice) * 1e6) / 1e6;
+  }
+  outcome.daily.push(...filled);
+  outcome.notices.push({ device_id: gap.device_id, kind: 'backfilled', days: filled.length });
 }
 
 function descriptionSignature(

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 
 import { KasaError } from '../errors';
 import type { SharedPool } from '../pool/shared-pool';
-import type { DeviceInfo, Reading } from '../types';
+import type { DeviceDay, DeviceInfo, Reading } from '../types';
 import type { PollTarget } from './device-entries';
 import { pollTarget, type PollNotice, type PollOutcome } from './poll-device';
 import { PollScheduler, type IntervalTimers } from './poll-scheduler';
@@ -26,6 +26,8 @@ const DEVICE_FAILURES: ReadonlySet<string> = new Set([
 export interface PollCycle {
   readings: Reading[];
   devices: DeviceInfo[];
+  /** Whole days of an outage, filled from the devices' own day statistics. */
+  daily: DeviceDay[];
 }
 
 export interface PollerEvents<Sink> {
@@ -194,11 +196,12 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
     sink: Sink | undefined,
     evenIfEmpty: boolean,
   ): void {
-    const cycle: PollCycle = { readings: [], devices: [] };
+    const cycle: PollCycle = { readings: [], devices: [], daily: [] };
     for (const outcome of outcomes) {
       if (outcome === null || outcome === undefined) continue;
       cycle.readings.push(...outcome.readings);
       if (outcome.devices !== null) cycle.devices.push(...outcome.devices);
+      cycle.daily.push(...outcome.daily);
     }
     if (!evenIfEmpty && cycle.readings.length === 0 && cycle.devices.length === 0) return;
     if (cycle.readings.length > 0) this.options.shared.baselinesChanged();

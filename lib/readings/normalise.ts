@@ -158,6 +158,42 @@ export function readRealtime(result: JsonObject): Realtime | null {
   };
 }
 
+/** A device's own record of one day's energy, from `emeter.get_daystat`. */
+export interface DayEnergy {
+  /** The device's local date, 'YYYY-MM-DD'. */
+  day: string;
+  energy_wh: number;
+}
+
+/**
+ * Reads `emeter.get_daystat` whatever the hardware's unit style: `energy` in kWh on older plugs,
+ * `energy_wh` in Wh on newer ones (case-016). A new or reset plug answers an empty list, which
+ * gives no days; entries without a usable date or energy are skipped, never turned into NaN.
+ * Returns null when the device has no meter.
+ */
+export function readDayStat(result: JsonObject): DayEnergy[] | null {
+  if (isModuleMissing(result)) return null;
+  throwOnErrorCode(result, 'emeter.get_daystat');
+  const list = result.day_list;
+  if (!Array.isArray(list)) return [];
+  const days: DayEnergy[] = [];
+  for (const entry of list as unknown[]) {
+    if (!isObject(entry)) continue;
+    const day = calendarDate(entry.year, entry.month, entry.day);
+    const energy = unitField(entry, 'energy_wh', 1, 'energy', 1000);
+    if (day !== null && energy !== null && energy >= 0) days.push({ day, energy_wh: energy });
+  }
+  return days;
+}
+
+/** 'YYYY-MM-DD' for a real calendar date, otherwise null. */
+function calendarDate(year: unknown, month: unknown, day: unknown): string | null {
+  if (!Number.isInteger(year) || !Number.isInteger(month) || !Number.isInteger(day)) return null;
+  const date = new Date(Date.UTC(year as number, (month as number) - 1, day as number));
+  if (date.getUTCMonth() !== (month as number) - 1 || date.getUTCDate() !== day) return null;
+  return date.toISOString().slice(0, 10);
+}
+
 /** Bounds beyond which a sample is corrupt rather than a real load (case-013). */
 export interface PlausibilityLimits {
   /** Largest believable real power, W. Default 4000 (16 A at 250 V). */

@@ -1,5 +1,5 @@
 import { KasaError } from '../errors';
-import type { DeviceInfo, Reading } from '../types';
+import type { DeviceDay, DeviceInfo, Reading } from '../types';
 
 /** Timestamps below this (March 1973 in ms) are almost surely seconds since the epoch. */
 const MIN_PLAUSIBLE_TS_MS = 1e11;
@@ -106,21 +106,58 @@ export function toDeviceInfos(payload: unknown): {
   return { devices: valid, rejected };
 }
 
+/**
+ * Checks a day a device filled from its own statistics (what `msg.daily` carries): `device_id`,
+ * `day` as 'YYYY-MM-DD', `day_start` as a timestamp and a finite `energy_wh` >= 0 are required.
+ *
+ * @throws KasaError `BAD_READING` naming the invalid field.
+ */
+export function toDeviceDay(value: unknown): DeviceDay {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badReading(`a device day must be an object, got ${describeType(value)}`);
+  }
+  const raw = value as Record<string, unknown>;
+  const deviceId = raw.device_id;
+  if (typeof deviceId !== 'string' || deviceId.trim() === '') {
+    throw badReading('device_id is missing');
+  }
+  const day = raw.day;
+  if (typeof day !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(day)) {
+    throw badReading(`day must be a 'YYYY-MM-DD' date, got ${describeType(day)}`);
+  }
+  const energy = toNumber(raw.energy_wh);
+  if (energy === null) {
+    throw badReading(`energy_wh must be a number >= 0, got ${describeType(raw.energy_wh)}`);
+  }
+  if (energy < 0) throw badReading(`energy_wh must be >= 0, got ${energy}`);
+  return {
+    device_id: deviceId,
+    day,
+    day_start: toTimestamp(raw.day_start),
+    energy_wh: energy,
+    source: 'device',
+  };
+}
+
 /** What a store message carries once checked: valid readings and devices, and what was left out. */
 export interface StoreInput {
   readings: Reading[];
   devices: DeviceInfo[];
+  /** Days of an outage filled from the devices' own statistics. */
+  daily: DeviceDay[];
   rejected: RejectedItem[];
 }
 
 /**
  * Checks a store message: `payload` holds one reading or an array, `devices` optional device
- * descriptions. When `devices` is given, a payload that is not an object or array (say an inject
- * timestamp) is ignored rather than rejected.
+ * descriptions, `daily` optional days filled from the devices' statistics. When `devices` or
+ * `daily` is given, a payload that is not an object or array (say an inject timestamp) is
+ * ignored rather than rejected.
  */
-export function toStoreInput(payload: unknown, devices?: unknown): StoreInput {
-  const input: StoreInput = { readings: [], devices: [], rejected: [] };
-  if (devices === undefined || (typeof payload === 'object' && payload !== null)) {
+export function toStoreInput(payload: unknown, devices?: unknown, daily?: unknown): StoreInput {
+  const input: StoreInput = { readings: [], devices: [], daily: [], rejected: [] };
+  const extras = devices !== undefined || daily !== undefined;
+  if (!extras || (typeof payload === 'object' && payload !== null)) {
     const checked = toReadings(payload);
     input.readings = checked.readings;
     for (const item of checked.rejected) input.rejected.push({ ...item, source: 'payload' });
@@ -129,6 +166,11 @@ export function toStoreInput(payload: unknown, devices?: unknown): StoreInput {
     const checked = toDeviceInfos(devices);
     input.devices = checked.devices;
     for (const item of checked.rejected) input.rejected.push({ ...item, source: 'devices' });
+  }
+  if (daily !== undefined) {
+    const checked = collect(daily, toDeviceDay);
+    input.daily = checked.valid;
+    for (const item of checked.rejected) input.rejected.push({ ...item, source: 'daily' });
   }
   return input;
 }

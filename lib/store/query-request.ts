@@ -22,6 +22,7 @@ export const SUMMARY_FIELDS = [
   'min_power_w',
   'max_power_w',
   'energy_wh',
+  'source',
 ] as const;
 export type ReadingField = (typeof READING_FIELDS)[number];
 export type SummaryField = (typeof SUMMARY_FIELDS)[number];

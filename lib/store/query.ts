@@ -44,6 +44,11 @@ export interface SummaryRow {
   max_power_w?: number | null;
   /** Sum of the readings' energy deltas, Wh; null when no reading of the bucket had one. */
   energy_wh?: number | null;
+  /**
+   * Where the figures come from: 'readings', or 'device' for a day of an outage that the
+   * device filled from its own statistics (energy only; no samples, no power figures).
+   */
+  source?: 'readings' | 'device';
 }
 
 export interface QueryResult<R = ReadingRow | SummaryRow> {
@@ -77,7 +82,7 @@ const SUMMARY_COLUMNS = 'samples, avg_power_w, min_power_w, max_power_w, energy_
  * more than the read itself), in these column orders: the time first, as the merge key.
  */
 const READING_INDEX = columnIndex(READING_COLUMNS);
-const SUMMARY_INDEX = columnIndex(`bucket_start, ${SUMMARY_COLUMNS}`);
+const SUMMARY_INDEX = columnIndex(`bucket_start, ${SUMMARY_COLUMNS}, source`);
 
 /**
  * Every statement the engine runs; fixed text, values bound as parameters. Each one reaches rows
@@ -106,16 +111,19 @@ export const QUERY_SQL = {
   rawLast:
     'SELECT ts FROM readings WHERE device = ? AND ts >= ? AND ts < ? ORDER BY ts DESC LIMIT 1',
   rawBucket: `SELECT ? AS bucket_start, count(power_w) AS samples, avg(power_w) AS avg_power_w,
-      min(power_w) AS min_power_w, max(power_w) AS max_power_w, sum(energy_wh) AS energy_wh
+      min(power_w) AS min_power_w, max(power_w) AS max_power_w, sum(energy_wh) AS energy_wh,
+      'readings' AS source
     FROM readings WHERE device = ? AND ts >= ? AND ts < ?`,
-  hourlyAsc: `SELECT hour_start AS bucket_start, ${SUMMARY_COLUMNS} FROM hourly_summaries
+  hourlyAsc: `SELECT hour_start AS bucket_start, ${SUMMARY_COLUMNS}, 'readings' AS source
+    FROM hourly_summaries
     WHERE device = ? AND hour_start >= ? AND hour_start < ? ORDER BY hour_start LIMIT ?`,
-  hourlyDesc: `SELECT hour_start AS bucket_start, ${SUMMARY_COLUMNS} FROM hourly_summaries
+  hourlyDesc: `SELECT hour_start AS bucket_start, ${SUMMARY_COLUMNS}, 'readings' AS source
+    FROM hourly_summaries
     WHERE device = ? AND hour_start >= ? AND hour_start < ? ORDER BY hour_start DESC LIMIT ?`,
   // Ordered by the key column `day`, which runs with day_start, so no sort step is needed.
-  dailyAsc: `SELECT day_start AS bucket_start, ${SUMMARY_COLUMNS} FROM daily_summaries
+  dailyAsc: `SELECT day_start AS bucket_start, ${SUMMARY_COLUMNS}, source FROM daily_summaries
     WHERE device = ? AND day_start >= ? AND day_start < ? ORDER BY day LIMIT ?`,
-  dailyDesc: `SELECT day_start AS bucket_start, ${SUMMARY_COLUMNS} FROM daily_summaries
+  dailyDesc: `SELECT day_start AS bucket_start, ${SUMMARY_COLUMNS}, source FROM daily_summaries
     WHERE device = ? AND day_start >= ? AND day_start < ? ORDER BY day DESC LIMIT ?`,
 } as const;
 

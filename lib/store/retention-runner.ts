@@ -1,6 +1,8 @@
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
+import { KasaError } from '../errors';
+
 import type { RetentionOptions, RetentionProgress, RetentionReport } from './retention';
 
 /** Retention settings that cross to the worker: plain data, so a fixed `now` replaces a clock. */
@@ -63,14 +65,15 @@ export function runRetentionInWorker(
         Atomics.notify(flag, 0);
       } else if (message.type === 'progress') onProgress?.(message.progress);
       else if (message.type === 'done') outcome = { report: message.report };
-      else outcome = { error: Object.assign(new Error(message.message), { code: message.code }) };
+      else outcome = { error: retentionFailed(message.message, message.code) };
     });
     worker.on('error', (error) => {
-      outcome ??= { error };
+      outcome ??= { error: retentionFailed(error.message, null, error) };
     });
     worker.on('exit', (code) => {
-      if (terminated) reject(new Error('retention run stopped'));
-      else if (outcome === null) reject(new Error(`retention worker exited with code ${code}`));
+      if (terminated) reject(new KasaError('RETENTION_STOPPED', 'the retention run was stopped'));
+      else if (outcome === null)
+        reject(retentionFailed(`the retention worker exited with code ${code}`, null));
       else if ('report' in outcome) resolve(outcome.report);
       else reject(outcome.error);
     });
@@ -84,6 +87,16 @@ export function runRetentionInWorker(
       await worker.terminate();
     },
   };
+}
+
+/** A failed run, with the database's own error code (e.g. SQLITE_BUSY) kept in the details. */
+function retentionFailed(message: string, code: unknown, cause?: unknown): KasaError {
+  return new KasaError(
+    'RETENTION_FAILED',
+    message,
+    typeof code === 'string' ? { cause_code: code } : {},
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 let liveWorkers = 0;

@@ -21,6 +21,8 @@ export interface RetentionOptions {
   budgetMs?: number;
   /** Rows deleted in a run above which the WAL is truncated afterwards. Default 10000. */
   checkpointAfterRows?: number;
+  /** A -wal file larger than this is truncated after a run, bytes. Default 4 MiB. */
+  walTruncateBytes?: number;
   /** Give free pages back to the file system (only when the file uses auto_vacuum=INCREMENTAL). */
   incrementalVacuum?: boolean;
   /** Shortest pause between two progress reports, ms. Default 250. */
@@ -107,6 +109,8 @@ const SQL = {
     FROM hourly_summaries WHERE device = ? AND hour_start >= ? AND hour_start < ?
     GROUP BY device
     ON CONFLICT (device, day) DO UPDATE SET day_start = excluded.day_start, ${MERGE}`,
+  // Figures a device reported for a day of an outage give way to readings of that day.
+  dropDeviceDay: `DELETE FROM daily_summaries WHERE device = ? AND day = ? AND source = 'device'`,
   deleteHours: `DELETE FROM hourly_summaries WHERE device = ? AND hour_start >= ? AND hour_start < ?`,
   deleteDays: `DELETE FROM daily_summaries WHERE device = ? AND day < ?`,
 } as const;
@@ -228,6 +232,7 @@ export class RetentionEngine {
       const dayEnd = this.days.startOf(LocalDays.next(day));
       // Only days wholly past the horizon: a day is rolled up once, with all its hours.
       if (dayEnd > cutoff) return null;
+      s.dropDeviceDay.run(device, day);
       s.rollHours.run(day, dayStart, device, dayStart, dayEnd);
       const { changes } = s.deleteHours.run(device, dayStart, dayEnd);
       this.progress.rolled_up += changes;
@@ -292,8 +297,13 @@ export class RetentionEngine {
 
   private maintain(): void {
     this.db.pragma('optimize');
-    if (this.progress.deleted >= (this.options.checkpointAfterRows ?? 10_000)) {
-      // After a large delete the WAL holds its peak size until truncated.
+    const walBytes = fileSize(`${this.db.name}-wal`);
+    if (
+      this.progress.deleted >= (this.options.checkpointAfterRows ?? 10_000) ||
+      walBytes > (this.options.walTruncateBytes ?? 4 * 1024 * 1024)
+    ) {
+      // After a large delete the WAL holds its peak size until truncated; so does a WAL that a
+      // reader kept from being reset earlier (case-020), which this run can now let go of.
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     }
     if (this.options.incrementalVacuum === true) {

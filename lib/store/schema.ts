@@ -71,6 +71,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: "daily_summaries.source: 'readings', or 'device' for days of an outage",
+    up(db) {
+      // Days a device filled from its own statistics after an outage (case-016) are told apart
+      // from days rolled up from readings; existing rows all came from readings.
+      db.exec(`ALTER TABLE daily_summaries ADD COLUMN source TEXT NOT NULL DEFAULT 'readings'`);
+    },
+  },
 ];
 
 /** The schema version this package writes: the last migration's number. */

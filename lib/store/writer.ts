@@ -8,6 +8,7 @@ import { errorMessage, KasaError } from '../errors';
 import { EnergyTracker } from '../readings/energy';
 import {
   type Clock,
+  type DeviceDay,
   type DeviceInfo,
   type Logger,
   type Reading,
@@ -149,6 +150,8 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
 
   private queue: Reading[] = [];
   private readonly pendingDevices = new Map<string, DeviceInfo>();
+  /** Device-reported days by `device_id|day`; a later report of a day replaces an earlier one. */
+  private readonly pendingDays = new Map<string, DeviceDay>();
   private readonly slots = new Map<string, DeviceSlot>();
   private readonly energy = new EnergyTracker();
   private timer: unknown = null;
@@ -178,6 +181,7 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
   private readonly insertDevice: Database.Statement;
   private readonly touchDevice: Database.Statement;
   private readonly upsertDeviceRow: Database.Statement<unknown[], { id: number }>;
+  private readonly insertDeviceDay: Database.Statement;
   private readonly lastCounter: Database.Statement<[string], { ts: number; total_wh: number }>;
   private readonly writeBatch: Database.Transaction<(rows: Reading[]) => number>;
 
@@ -229,6 +233,11 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
          mac = COALESCE(excluded.mac, mac), has_emeter = excluded.has_emeter,
          last_seen = MAX(last_seen, excluded.last_seen)
        RETURNING id`,
+    );
+    // A day that already has a summary keeps it: figures from readings are the finer record.
+    this.insertDeviceDay = db.prepare(
+      `INSERT INTO daily_summaries (device, day, day_start, samples, energy_wh, source)
+       VALUES (?, ?, ?, 0, ?, 'device') ON CONFLICT (device, day) DO NOTHING`,
     );
     this.lastCounter = db.prepare(
       `SELECT ts, total_wh FROM readings
@@ -285,6 +294,19 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
     this.assertOpen();
     for (const device of devices) this.pendingDevices.set(device.device_id, device);
     if (this.pendingDevices.size > 0) this.schedule(this.flushIntervalMs);
+  }
+
+  /**
+   * Records days of an outage that a device filled from its own statistics, at the next flush,
+   * as daily summaries marked `source = 'device'`. Days that already have a summary are left
+   * as they are, and a later roll-up of readings for such a day replaces the device's figure.
+   *
+   * @throws KasaError `WRITER_CLOSED`.
+   */
+  addDeviceDays(days: readonly DeviceDay[]): void {
+    this.assertOpen();
+    for (const day of days) this.pendingDays.set(`${day.device_id}|${day.day}`, day);
+    if (this.pendingDays.size > 0) this.schedule(this.flushIntervalMs);
   }
 
   /** {@link upsertDevices} for one device. */
@@ -376,7 +398,9 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
   private flushWith(lockWaitMs: number): boolean {
     this.clearTimer();
     const rows = this.queue;
-    if (rows.length === 0 && this.pendingDevices.size === 0) return true;
+    if (rows.length === 0 && this.pendingDevices.size === 0 && this.pendingDays.size === 0) {
+      return true;
+    }
     const started = performance.now();
     let written: number;
     try {
@@ -390,6 +414,7 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
     this.createdInFlush = [];
     this.queue = [];
     this.pendingDevices.clear();
+    this.pendingDays.clear();
     const ms = performance.now() - started;
     const counters = this.counters;
     counters.rowsWritten += written;
@@ -454,7 +479,33 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
     } finally {
       for (const slot of touched) slot.pending.length = 0;
     }
+    for (const day of this.pendingDays.values()) this.writeDeviceDay(day, now);
     return written;
+  }
+
+  private writeDeviceDay(day: DeviceDay, now: number): void {
+    let id = this.slots.get(day.device_id)?.id ?? 0;
+    if (id === 0) id = this.findDevice.get(day.device_id)?.id ?? 0;
+    if (id === 0) {
+      this.writeDevice(
+        {
+          device_id: day.device_id,
+          parent_id: null,
+          child_id: null,
+          host: null,
+          port: null,
+          alias: null,
+          model: null,
+          hw_ver: null,
+          sw_ver: null,
+          mac: null,
+          has_emeter: true,
+        },
+        now,
+      );
+      id = this.slots.get(day.device_id)?.id ?? 0;
+    }
+    this.insertDeviceDay.run(id, day.day, day.day_start, day.energy_wh);
   }
 
   private resolveSlot(row: Reading, existing: DeviceSlot | undefined): DeviceSlot {

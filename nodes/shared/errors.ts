@@ -4,7 +4,12 @@ import { MODULE_NAME, type NodeAPI } from './types';
 /** Which node set's catalog holds the text of each error code. */
 const CATALOG_OF_CODE: Record<
   KasaErrorCode,
-  'kasa-device-pool' | 'kasa-sqlite-db' | 'kasa-sqlite-store' | 'kasa-cache' | 'kasa-redis'
+  | 'kasa-device-pool'
+  | 'kasa-sqlite-db'
+  | 'kasa-sqlite-store'
+  | 'kasa-retention'
+  | 'kasa-cache'
+  | 'kasa-redis'
 > = {
   BAD_DEVICE_ENTRY: 'kasa-device-pool',
   DEVICE_TIMEOUT: 'kasa-device-pool',
@@ -17,12 +22,15 @@ const CATALOG_OF_CODE: Record<
   NO_SUCH_OUTLET: 'kasa-device-pool',
   IMPLAUSIBLE_READING: 'kasa-device-pool',
   POOL_CLOSED: 'kasa-device-pool',
+  BACKFILL_FAILED: 'kasa-device-pool',
   BAD_READING: 'kasa-sqlite-db',
   DB_OPEN_FAILED: 'kasa-sqlite-db',
   DB_WRITE_FAILED: 'kasa-sqlite-db',
   WRITER_QUEUE_FULL: 'kasa-sqlite-db',
   WRITER_CLOSED: 'kasa-sqlite-db',
   BAD_QUERY: 'kasa-sqlite-store',
+  RETENTION_FAILED: 'kasa-retention',
+  RETENTION_STOPPED: 'kasa-retention',
   CACHE_BAD_KEY: 'kasa-cache',
   CACHE_BAD_VALUE: 'kasa-cache',
   CACHE_BAD_TTL: 'kasa-cache',

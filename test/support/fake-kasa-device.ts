@@ -41,6 +41,11 @@ export interface FakeKasaDeviceOptions {
   shortChildIds?: boolean;
   /** Live get_realtime values; childId is the full outlet id or null. Default: the fixture's. */
   emeter?: (childId: string | null) => Record<string, number>;
+  /**
+   * `emeter.get_daystat` replies by month (the request's `{year, month}`), e.g. the day lists of
+   * case-016; childId is the full outlet id or null. Default: the fixture's reply.
+   */
+  dayStat?: (year: number, month: number, childId: string | null) => Record<string, unknown>;
   /** Seconds the relay has been on, reported as on_time. Default: the fixture's. */
   onTime?: () => number;
   /** False: end the connection after each reply, like tplink-smarthome-simulator. Default true. */
@@ -250,7 +255,7 @@ export class FakeKasaDevice {
       for (const method of isObject(methods) ? Object.keys(methods) : []) {
         moduleReply[method] = unknownChild
           ? { err_code: -14, err_msg: 'entry not exist' }
-          : this.answerMethod(moduleName, method, fixtureModule, childId, transport);
+          : this.answerMethod(moduleName, method, fixtureModule, childId, transport, methods);
       }
       reply[moduleName] = moduleReply;
     }
@@ -270,12 +275,17 @@ export class FakeKasaDevice {
     fixtureModule: Record<string, unknown>,
     childId: string | null,
     transport: 'tcp' | 'udp',
+    methods: unknown,
   ): unknown {
     if (moduleName === 'system' && method === 'get_sysinfo' && this.baseSysinfo !== undefined) {
       return this.sysinfo(transport);
     }
     if (moduleName === 'emeter' && method === 'get_realtime' && this.options.emeter) {
       return { ...this.options.emeter(childId), err_code: 0 };
+    }
+    if (moduleName === 'emeter' && method === 'get_daystat' && this.options.dayStat) {
+      const params = isObject(methods) && isObject(methods[method]) ? methods[method] : {};
+      return this.options.dayStat(Number(params.year), Number(params.month), childId);
     }
     return fixtureModule[method] ?? { err_code: -2, err_msg: 'member not support' };
   }

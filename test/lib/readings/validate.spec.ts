@@ -198,6 +198,24 @@ describe('toStoreInput()', function () {
     assert.equal(toStoreInput(1714564800000).rejected.length, 1);
   });
 
+  it('should check days filled from a device, keeping the good ones and naming the bad', function () {
+    const day = { device_id: DEVICE, day: '2022-08-31', day_start: 1661896800000, energy_wh: 200 };
+    const input = toStoreInput(undefined, undefined, [
+      day,
+      { ...day, day: '31.08.2022' },
+      { ...day, energy_wh: -5 },
+      { ...day, energy_wh: 'NaN' },
+    ]);
+    assert.deepEqual(input.daily, [{ ...day, source: 'device' }]);
+    assert.deepEqual(input.readings, []);
+    assert.equal(
+      describeRejected(input.rejected),
+      'daily[1]: day must be a \'YYYY-MM-DD\' date, got the string "31.08.2022"; ' +
+        'daily[2]: energy_wh must be >= 0, got -5; ' +
+        'daily[3]: energy_wh must be a number >= 0, got the string "NaN"',
+    );
+  });
+
   it('should list at most three rejections and mark the rest', function () {
     const { rejected } = toStoreInput([1, 2, 3, 4, 5]);
     const text = describeRejected(rejected);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
@@ -6,8 +7,10 @@ import Database from 'better-sqlite3';
 import { closeDatabase, openDatabase } from '../../../lib/store/database';
 import type { RetentionProgress } from '../../../lib/store/retention';
 import { runRetentionInWorker } from '../../../lib/store/retention-runner';
+import { fieldCase } from '../../support/fixtures';
 import { useTempDir } from '../../support/temp-dir';
 
+const MiB = 1024 * 1024;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const START = Date.parse('2024-05-01T00:00:00Z');
@@ -87,11 +90,42 @@ describe('runRetentionInWorker', function () {
     assert.deepEqual(inspect(file), { raw: 0, rolled: rows, energy: rows, integrity: 'ok' });
   });
 
-  it('reports a failure of the run as a rejection', async () => {
+  it('reports a failure of the run as a coded rejection', async () => {
     const { file } = build(1, 1);
-    await assert.rejects(
-      runRetentionInWorker(file, { timeZone: 'Mars/Olympus' }).result,
-      /time zone|Mars/i,
-    );
+    await assert.rejects(runRetentionInWorker(file, { timeZone: 'Mars/Olympus' }).result, {
+      code: 'RETENTION_FAILED',
+      message: /time zone|Mars/i,
+    });
+  });
+
+  it('case-020: a reader left open during a run pins the WAL; the next run truncates it', async () => {
+    const { expected } = fieldCase('case-020-wal-grows-without-checkpoint');
+    assert.match(expected.after_release, /< 4 MiB/);
+    const { file, rows } = build(20, 2);
+    const walBytes = () => statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    const reader = new Database(file, { readonly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM readings').get();
+    let pinned: number;
+    try {
+      // The run must finish all the same, and its rows must be safe.
+      const first = await runRetentionInWorker(file, { now: NOW, rawDays: 1, timeZone: 'UTC' })
+        .result;
+      assert.ok(first.deleted > 0);
+      pinned = first.wal_bytes;
+      assert.ok(pinned > 4 * MiB, `the reader kept the WAL from being reset (${pinned} bytes)`);
+      assert.ok(pinned <= 64 * MiB, `the WAL stays under the journal size limit: ${pinned}`);
+    } finally {
+      reader.exec('COMMIT');
+      reader.close();
+    }
+    // The next scheduled run (nothing left to roll up) still checkpoints and truncates.
+    const second = await runRetentionInWorker(file, { now: NOW, rawDays: 1, timeZone: 'UTC' })
+      .result;
+    assert.ok(second.wal_bytes < 4 * MiB, `after release: ${second.wal_bytes} bytes`);
+    assert.ok(walBytes() < 4 * MiB);
+    const left = inspect(file);
+    assert.equal(left.integrity, 'ok');
+    assert.equal(left.raw + left.rolled, rows, 'every reading counted once');
   });
 });

@@ -6,7 +6,13 @@ import Database from 'better-sqlite3';
 
 import { KasaError } from '../../../lib/errors';
 import { closeDatabase, openDatabase } from '../../../lib/store/database';
-import { type Migration, migrate, SCHEMA_VERSION, userVersion } from '../../../lib/store/schema';
+import {
+  type Migration,
+  migrate,
+  MIGRATIONS,
+  SCHEMA_VERSION,
+  userVersion,
+} from '../../../lib/store/schema';
 import { useTempDir } from '../../support/temp-dir';
 
 /** DESIGN.md's tables, column by column. */
@@ -47,6 +53,7 @@ const DESIGN_TABLES: Record<string, string[]> = {
     'min_power_w',
     'max_power_w',
     'energy_wh',
+    'source',
   ],
 };
 
@@ -101,6 +108,23 @@ describe('schema migrations', function () {
       db.prepare("INSERT INTO devices (device_id, first_seen, last_seen) VALUES ('d', 1, 1)").run();
       assert.deepEqual(migrate(db), []);
       assert.equal(db.prepare('SELECT count(*) AS n FROM devices').pluck().get(), 1);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('should mark the daily rows of a version 1 database as rolled up from readings', function () {
+    const db = new Database(':memory:');
+    try {
+      migrate(db, MIGRATIONS.slice(0, 1));
+      db.prepare(
+        `INSERT INTO daily_summaries (device, day, day_start, samples, energy_wh)
+         VALUES (1, '2024-03-01', 0, 10, 5)`,
+      ).run();
+      assert.deepEqual(migrate(db), [2]);
+      assert.deepEqual(db.prepare('SELECT day, energy_wh, source FROM daily_summaries').all(), [
+        { day: '2024-03-01', energy_wh: 5, source: 'readings' },
+      ]);
     } finally {
       db.close();
     }
