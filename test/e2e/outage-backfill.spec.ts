@@ -22,8 +22,8 @@ const PARTIAL_WH = 75;
  */
 describe('end to end: backfill after a long outage', function () {
   this.timeout(60_000);
-  let plug: FakeKasaDevice;
-  let nodeRed: NodeRedProcess;
+  let plug: FakeKasaDevice | undefined;
+  let nodeRed: NodeRedProcess | undefined;
   let userDir: string;
   const days = new LocalDays(ZONE);
   const lastSeen = Date.now() - 3 * DAY_MS - 2 * 3_600_000;
@@ -37,7 +37,7 @@ describe('end to end: backfill after a long outage', function () {
 
   before(async function () {
     const counterNow = 1000 + missing.length * WH_PER_DAY + PARTIAL_WH;
-    plug = await new FakeKasaDevice({
+    const device = await new FakeKasaDevice({
       host: '127.0.0.31',
       port: await freeLoopbackPort('127.0.0.31'),
       fixture: loadFixture('HS110(EU)_4.0_1.0.4'),
@@ -56,6 +56,7 @@ describe('end to end: backfill after a long outage', function () {
           .map((day) => ({ year, month, day: Number(day.slice(8)), energy_wh: WH_PER_DAY })),
       }),
     }).start();
+    plug = device;
 
     userDir = mkdtempSync(join(tmpdir(), 'kasa-backfill-e2e-'));
     mkdirSync(join(userDir, 'kasa-monitor'));
@@ -79,7 +80,7 @@ describe('end to end: backfill after a long outage', function () {
           x: 100,
           y: 100,
           pool: 'pool',
-          devices: `127.0.0.31:${plug.port}`,
+          devices: `127.0.0.31:${device.port}`,
           interval: 0,
           output: 'reading',
           wires: [['store']],
@@ -150,6 +151,6 @@ describe('end to end: backfill after a long outage', function () {
       missing.map((day) => ({ day, energy_wh: WH_PER_DAY, source: 'device', samples: 0 })),
     );
     assert.deepEqual(stored.readings, [PARTIAL_WH]);
-    assert.match(nodeRed.log(), /was away for more than a day: filled \d+ whole days/);
+    assert.match(nodeRed?.log() ?? '', /was away for more than a day: filled \d+ whole days/);
   });
 });
