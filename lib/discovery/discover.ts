@@ -2,6 +2,7 @@ import { format } from 'node:util';
 
 import { Client } from 'tplink-smarthome-api';
 
+import { errorMessage } from '../errors';
 import { DEFAULT_DEVICE_PORT } from '../polling/device-entries';
 import { silentLogger, systemTimers, type Logger, type Timers } from '../types';
 
@@ -118,7 +119,7 @@ export async function discoverDevices(options: DiscoverOptions): Promise<Discove
       client.stopDiscovery();
       client.removeAllListeners();
       if (error !== undefined) {
-        reject(error instanceof Error ? error : new Error(String(error)));
+        reject(error instanceof Error ? error : new Error(errorMessage(error)));
         return;
       }
       resolve(
