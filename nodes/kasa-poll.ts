@@ -142,7 +142,8 @@ export = function (RED: NodeAPI): void {
     });
 
     if (targets.length === 0) showStatus();
-    else status.idle(this, t('status.starting'));
+    else if (intervalS === 0) status.idle(this, t('status.on-input'));
+    else status.connecting(this, t('status.starting'));
     poller.start();
   }
   RED.nodes.registerType('kasa-poll', KasaPoll);

@@ -72,7 +72,7 @@ export = function (RED: NodeAPI): void {
       } catch {
         // The run goes ahead with what is on disk.
       }
-      status.degraded(this, t('status.starting'));
+      status.connecting(this, t('status.starting'));
       const thisRun = runRetentionInWorker(source.path, options, showProgress);
       run = thisRun;
       current = thisRun.result.then(
