@@ -332,6 +332,51 @@ describe('editor in a real browser (chromium)', function () {
     }
   });
 
+  it('names a missing config node: a kasa-poll without a device pool', async function () {
+    const errors = await page.evaluate(() => {
+      RED.view.importNodes([
+        {
+          id: 'nopool',
+          type: 'kasa-poll',
+          x: 300,
+          y: 400,
+          pool: '',
+          devices: '127.0.0.2',
+          interval: 30,
+        },
+      ]);
+      const node = RED.nodes.node('nopool');
+      RED.editor.validateNode(node);
+      const result = { valid: node.valid, errors: node.validationErrors };
+      RED.nodes.remove('nopool');
+      RED.view.redraw(true);
+      return result;
+    });
+    assert.equal(errors.valid, false);
+    assert.deepEqual(errors.errors, ['Device pool: property value missing']);
+  });
+
+  it('keeps a device pool from an older flow (without the discovery properties) valid', async function () {
+    const result = await page.evaluate(() => {
+      RED.view.importNodes([
+        {
+          id: 'oldpool',
+          type: 'kasa-device-pool',
+          maxInFlight: 8,
+          timeout: 5,
+          retries: 2,
+          maxPowerW: 4000,
+        },
+      ]);
+      const node = RED.nodes.node('oldpool');
+      RED.editor.validateNode(node);
+      const outcome = { valid: node.valid, errors: node.validationErrors };
+      RED.nodes.remove('oldpool');
+      return outcome;
+    });
+    assert.deepEqual(result, { valid: true, errors: [] });
+  });
+
   it('kasa-poll’s dialog rejects a malformed device entry with the explanation and accepts a good one', async function () {
     await page.evaluate(() => RED.editor.edit(RED.nodes.node('poll1')));
     const devices = page.locator('#node-input-devices');
