@@ -117,6 +117,8 @@ export async function discoverDevices(options: DiscoverOptions): Promise<Discove
       finished = true;
       timers.clearTimeout(timer);
       client.stopDiscovery();
+      // Still binding: stop as soon as it is bound (stopDiscovery only closes a bound socket).
+      if (!client.isSocketBound) client.socket?.once('listening', () => client.stopDiscovery());
       client.removeAllListeners();
       if (error !== undefined) {
         reject(error instanceof Error ? error : new Error(errorMessage(error)));

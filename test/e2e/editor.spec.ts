@@ -448,6 +448,11 @@ describe('editor in a real browser (chromium)', function () {
       /Office strip \(HS300\(US\)\)/,
     );
     assert.match(await page.locator('#kasa-poll-discover-state').innerText(), /2 found/);
+    // What the list holds already is ticked.
+    const ticked = await page
+      .locator('#kasa-poll-discover-results .kasa-poll-added')
+      .evaluateAll((links) => links.map((link) => link.getAttribute('data-entry')));
+    assert.deepEqual(ticked, ['127.0.0.2']);
 
     await page.click('#kasa-poll-discover-results [data-entry="127.0.0.3/2"]');
     assert.equal(await page.locator('#node-input-devices').inputValue(), '127.0.0.2\n127.0.0.3/2');
