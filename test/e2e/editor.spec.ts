@@ -241,6 +241,7 @@ describe('editor in a real browser (chromium)', function () {
       if (entry.config) continue;
       assert.ok(entry.inPalette, `${entry.type} is in the palette`);
       assert.notEqual(entry.label, '', `${entry.type} has a palette label`);
+      assert.doesNotMatch(entry.label, /paletteLabel/, `${entry.type}'s label is translated`);
       assert.match(entry.icon, /\.svg/, `${entry.type} has an SVG icon`);
     }
     assert.ok(seen.some((entry) => entry.config));

@@ -27,7 +27,7 @@ function registration(html: string) {
   const inputs = Number(/\binputs:\s*(\d)/.exec(html)?.[1] ?? 0);
   const outputs = Number(/\boutputs:\s*(\d)/.exec(html)?.[1] ?? 0);
   const icon = /\bicon:\s*'([^']+)'/.exec(html)?.[1];
-  const paletteLabel = /\bpaletteLabel:\s*'([^']+)'/.exec(html)?.[1];
+  const paletteLabel = /\bpaletteLabel:/.test(html);
   return { type, category, inputs, outputs, icon, paletteLabel };
 }
 
