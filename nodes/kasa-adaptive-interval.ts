@@ -1,6 +1,7 @@
 import { AdaptiveIntervals, DEFAULT_POLICY } from '../lib/polling/adaptive-interval';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { numberSetting } from './shared/settings';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './shared/types';
 
@@ -34,16 +35,10 @@ export = function (RED: NodeAPI): void {
   function KasaAdaptiveInterval(this: Node, def: AdaptiveIntervalDef): void {
     RED.nodes.createNode(this, def);
     const t = translator(RED, 'kasa-adaptive-interval');
-    // Blank keeps the default; anything else that is not a number (a mistyped ${ENV_VAR}) is
-    // said once, not silently replaced.
-    const setting = (name: keyof AdaptiveIntervalDef, fallback: number, scale = 1): number => {
-      const raw = def[name];
-      if (raw === undefined || raw === '') return fallback;
-      const value = typeof raw === 'number' ? raw : Number(raw);
-      if (Number.isFinite(value)) return value * scale;
-      this.warn(t('warnings.bad-setting', { name, value: String(raw) }));
-      return fallback;
-    };
+    // Blank keeps the default; anything else that is not a number (an unset or mistyped
+    // ${ENV_VAR}) is said once, naming the setting, and the default used.
+    const setting = (name: keyof AdaptiveIntervalDef, fallback: number, scale = 1): number =>
+      numberSetting(RED, this, name, def[name], { fallback: fallback / scale }) * scale;
     const intervals = new AdaptiveIntervals({
       policy: {
         baseMs: setting('base', DEFAULT_POLICY.baseMs, 1000),

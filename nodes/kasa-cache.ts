@@ -5,6 +5,7 @@ import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
 import type { RedisConfigNode } from './shared/redis-node';
+import { numberSetting } from './shared/settings';
 import { status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from './shared/types';
 
@@ -25,11 +26,6 @@ type CacheMessage = NodeMessageInFlow & { ttl?: unknown; cache?: unknown };
 
 const MODES: readonly string[] = ['set', 'get', 'delete', 'clear'];
 
-const numberOr = (value: number | string | undefined, fallback: number, min = 0): number => {
-  const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
-  return Number.isFinite(parsed) && parsed >= min ? parsed : fallback;
-};
-
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-cache');
 
@@ -38,8 +34,15 @@ export = function (RED: NodeAPI): void {
     const name = def.cache?.trim() || 'default';
     const mode = (MODES.includes(def.mode ?? '') ? def.mode : 'set') as Mode;
     const property = def.property?.trim() || 'topic';
-    const ttlMs = numberOr(def.ttl, 60, Number.MIN_VALUE) * 1000;
-    const maxEntries = Math.round(numberOr(def.maxEntries, 1000, 1));
+    const ttlMs =
+      numberSetting(RED, this, 'ttl', def.ttl, { fallback: 60, min: 0.001, max: 31_536_000 }) *
+      1000;
+    const maxEntries = numberSetting(RED, this, 'maxEntries', def.maxEntries, {
+      fallback: 1000,
+      min: 1,
+      max: 10_000_000,
+      integer: true,
+    });
     const redisNode = def.redis ? (RED.nodes.getNode(def.redis) as RedisConfigNode | null) : null;
     const connection = redisNode?.connection ?? null;
     if (def.redis && connection === null) this.error(t('errors.no-redis'));
@@ -60,7 +63,15 @@ export = function (RED: NodeAPI): void {
     if (lease.replacedOthers) this.warn(t('log.rebuilt', { cache: name }));
     const filter =
       mode === 'set' && def.onlyChanged === true
-        ? new ChangeFilter({ deadbandW: numberOr(def.deadband, 0), maxEntries, ttlMs })
+        ? new ChangeFilter({
+            deadbandW: numberSetting(RED, this, 'deadband', def.deadband, {
+              fallback: 0,
+              min: 0,
+              max: 100_000,
+            }),
+            maxEntries,
+            ttlMs,
+          })
         : null;
 
     const showStatus = (): void => {

@@ -1,11 +1,13 @@
 import { join } from 'node:path';
 
+import { serveDiscovery } from './shared/discovery-endpoint';
 import { sharedPools } from '../lib/pool/shared-pool';
 import { systemClock } from '../lib/types';
 import type { DevicePoolNode } from './shared/device-pool-node';
 import type { NodeAPI, NodeDef } from './shared/types';
 import { onClose } from './shared/lifecycle';
 import { nodeLogger } from './shared/logger';
+import { numberSetting, type NumberRule } from './shared/settings';
 
 interface DevicePoolDef extends NodeDef {
   maxInFlight: number | string;
@@ -13,26 +15,29 @@ interface DevicePoolDef extends NodeDef {
   retries: number | string;
   maxPowerW: number | string;
   minPollInterval?: number | string;
+  broadcast?: string;
+  discoveryTimeout?: number | string;
 }
-
-const numberOr = (value: number | string | undefined, fallback: number): number => {
-  const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
-  return Number.isFinite(parsed) && parsed >= 0 ? parsed : fallback;
-};
 
 export = function (RED: NodeAPI): void {
   function KasaDevicePool(this: DevicePoolNode, def: DevicePoolDef): void {
     RED.nodes.createNode(this, def);
     const settings = RED.settings as { userDir?: string; kasaMonitor?: { poolLingerMs?: number } };
     const userDir = settings.userDir;
+    const setting = (name: keyof DevicePoolDef, rule: NumberRule) =>
+      numberSetting(RED, this, name, def[name], rule);
     this.shared = sharedPools.acquire(this.id, {
       pool: {
-        maxInFlight: Math.max(1, Math.round(numberOr(def.maxInFlight, 8))),
-        requestTimeoutMs: Math.max(100, numberOr(def.timeout, 5) * 1000),
-        retries: Math.round(numberOr(def.retries, 2)),
+        maxInFlight: setting('maxInFlight', { fallback: 8, min: 1, max: 1000, integer: true }),
+        requestTimeoutMs: setting('timeout', { fallback: 5, min: 0.1, max: 600 }) * 1000,
+        retries: setting('retries', { fallback: 2, min: 0, max: 10, integer: true }),
       },
-      limits: { maxPowerW: numberOr(def.maxPowerW, 4000), maxVoltageV: 300, maxCurrentA: 20 },
-      minPollIntervalMs: numberOr(def.minPollInterval, 0) * 1000,
+      limits: {
+        maxPowerW: setting('maxPowerW', { fallback: 4000, min: 1, max: 100_000 }),
+        maxVoltageV: 300,
+        maxCurrentA: 20,
+      },
+      minPollIntervalMs: setting('minPollInterval', { fallback: 0, min: 0, max: 86_400 }) * 1000,
       baselinePath:
         userDir === undefined
           ? null
@@ -47,4 +52,5 @@ export = function (RED: NodeAPI): void {
     );
   }
   RED.nodes.registerType('kasa-device-pool', KasaDevicePool);
+  serveDiscovery(RED);
 };

@@ -5,6 +5,7 @@ import type { DevicePoolNode } from './shared/device-pool-node';
 import { translator } from './shared/i18n';
 import { describeError } from './shared/errors';
 import { onClose, onInput } from './shared/lifecycle';
+import { numberSetting } from './shared/settings';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
@@ -31,7 +32,11 @@ export = function (RED: NodeAPI): void {
     }
     const { targets, errors } = parseDeviceList(def.devices);
     for (const error of errors) this.error(describeError(RED, error));
-    const intervalS = Number(def.interval === '' ? 30 : def.interval);
+    const intervalS = numberSetting(RED, this, 'interval', def.interval, {
+      fallback: 30,
+      min: 0,
+      max: MAX_INTERVAL_MS / 1000,
+    });
     const poller = new Poller<SendFunction>({
       shared: poolNode.shared,
       consumer: this.id,
@@ -142,7 +147,8 @@ export = function (RED: NodeAPI): void {
     });
 
     if (targets.length === 0) showStatus();
-    else status.idle(this, t('status.starting'));
+    else if (intervalS === 0) status.idle(this, t('status.on-input'));
+    else status.connecting(this, t('status.starting'));
     poller.start();
   }
   RED.nodes.registerType('kasa-poll', KasaPoll);

@@ -3,6 +3,7 @@ import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose } from './shared/lifecycle';
 import type { RedisConfigNode } from './shared/redis-node';
+import { numberSetting } from './shared/settings';
 import type { Node, NodeAPI, NodeDef } from './shared/types';
 
 interface RedisDef extends NodeDef {
@@ -30,8 +31,12 @@ export = function (RED: NodeAPI): void {
     RED.nodes.createNode(this, def);
     // A spread, since the flow may carry no credentials for the node at all.
     const credentials: RedisCredentials = { ...this.credentials };
-    const ttlS = Number(def.ttl === '' || def.ttl === undefined ? DEFAULT_TTL_S : def.ttl);
-    this.ttlMs = (Number.isFinite(ttlS) && ttlS > 0 ? ttlS : DEFAULT_TTL_S) * 1000;
+    this.ttlMs =
+      numberSetting(RED, this, 'ttl', def.ttl, {
+        fallback: DEFAULT_TTL_S,
+        min: 0.001,
+        max: 31_536_000,
+      }) * 1000;
     this.connection = null;
     try {
       this.connection = new RedisConnection({

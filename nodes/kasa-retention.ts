@@ -6,6 +6,7 @@ import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { numberSetting, type NumberRule } from './shared/settings';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef } from './shared/types';
 
@@ -19,11 +20,6 @@ interface RetentionDef extends NodeDef {
 }
 
 const MINUTE_MS = 60_000;
-
-const number = (value: number | string | undefined, fallback: number): number => {
-  const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
-  return Number.isFinite(parsed) && parsed >= 0 ? parsed : fallback;
-};
 
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-retention');
@@ -40,13 +36,15 @@ export = function (RED: NodeAPI): void {
       this.error(t('errors.bad-timezone', { zone: timeZone }));
       return;
     }
+    const setting = (name: 'rawDays' | 'hourlyDays' | 'dailyDays' | 'every', rule: NumberRule) =>
+      numberSetting(RED, this, name, def[name], rule);
     const options = {
-      rawDays: number(def.rawDays, 7),
-      hourlyDays: number(def.hourlyDays, 30),
-      dailyDays: number(def.dailyDays, 365),
+      rawDays: setting('rawDays', { fallback: 7, min: 0, max: 3650 }),
+      hourlyDays: setting('hourlyDays', { fallback: 30, min: 0, max: 3650 }),
+      dailyDays: setting('dailyDays', { fallback: 365, min: 0, max: 36_500 }),
       ...(timeZone === '' ? {} : { timeZone }),
     };
-    const everyMs = number(def.every, 60) * MINUTE_MS;
+    const everyMs = setting('every', { fallback: 60, min: 0, max: 525_600 }) * MINUTE_MS;
 
     // Holding a lease makes sure the file exists with its schema before the worker opens it.
     let lease: DatabaseLease | null = null;
@@ -74,7 +72,7 @@ export = function (RED: NodeAPI): void {
       } catch {
         // The run goes ahead with what is on disk.
       }
-      status.degraded(this, t('status.starting'));
+      status.connecting(this, t('status.starting'));
       const thisRun = runRetentionInWorker(source.path, options, showProgress);
       run = thisRun;
       current = thisRun.result.then(

@@ -7,6 +7,7 @@ import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { numberSetting } from './shared/settings';
 import { status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
@@ -33,11 +34,6 @@ interface Mode {
 }
 
 const QUEUE_WARN_RATIO = 0.8;
-
-const positive = (value: number | string | undefined, fallback: number): number => {
-  const parsed = typeof value === 'number' ? value : Number.parseFloat(value ?? '');
-  return Number.isFinite(parsed) && parsed > 0 ? parsed : fallback;
-};
 
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-sqlite-store');
@@ -103,7 +99,12 @@ export = function (RED: NodeAPI): void {
 
   function queryMode(node: Node, lease: DatabaseLease, def: SqliteStoreDef): Mode {
     const engine = new QueryEngine(lease.db, {
-      rawHorizonMs: positive(def.rawHorizon, 7) * DAY_MS,
+      rawHorizonMs:
+        numberSetting(RED, node, 'rawHorizon', def.rawHorizon, {
+          fallback: 7,
+          min: 0.001,
+          max: 3650,
+        }) * DAY_MS,
     });
     const chart = def.chart === true || def.chart === 'true';
     let answered = 0;
@@ -157,8 +158,18 @@ export = function (RED: NodeAPI): void {
         lease = source.acquire(
           modeName === 'store'
             ? {
-                batchSize: Math.round(positive(def.batchSize, 1000)),
-                flushIntervalMs: positive(def.flushInterval, 1) * 1000,
+                batchSize: numberSetting(RED, this, 'batchSize', def.batchSize, {
+                  fallback: 1000,
+                  min: 1,
+                  max: 100_000,
+                  integer: true,
+                }),
+                flushIntervalMs:
+                  numberSetting(RED, this, 'flushInterval', def.flushInterval, {
+                    fallback: 1,
+                    min: 0.05,
+                    max: 3600,
+                  }) * 1000,
               }
             : {},
         );

@@ -4,6 +4,8 @@ import type { Node } from './types';
 export const status = {
   ok: (node: Node, text: string) => node.status({ fill: 'green', shape: 'dot', text }),
   degraded: (node: Node, text: string) => node.status({ fill: 'yellow', shape: 'ring', text }),
+  /** Starting up or (re)connecting: the same yellow ring as degraded. */
+  connecting: (node: Node, text: string) => node.status({ fill: 'yellow', shape: 'ring', text }),
   error: (node: Node, text: string) => node.status({ fill: 'red', shape: 'ring', text }),
   idle: (node: Node, text: string) => node.status({ fill: 'grey', shape: 'dot', text }),
   clear: (node: Node) => node.status({}),

@@ -129,10 +129,11 @@ describe('kasa-adaptive-interval node', function () {
     }
   });
 
-  it('falls back to the default of a setting that is not a number, with a warning', async function () {
+  it('falls back to the default of a setting that is not a number, with one error naming it', async function () {
     await helper.load([adaptiveNode], standalone({ base: 'soon', window: '' }));
     const adaptive = helper.getNode('adaptive');
-    assert.equal((adaptive.warn as any).callCount, 1);
+    assert.equal((adaptive.error as any).callCount, 1);
+    assert.match((adaptive.error as any).args[0][0], /kasa-device-pool\.settings\.not-a-number$/);
     const received = collect(helper.getNode('changes'), 1);
     // Default window 10; default base 60 s clamped to the maximum of 4 s.
     for (let index = 0; index < 10; index += 1) adaptive.receive({ payload: reading('p', 5) });

@@ -419,7 +419,9 @@ describe('kasa-cache and kasa-redis message catalogs', function () {
           `${type}.${match[2]}`,
         ]),
         ...[...html.matchAll(/data-i18n="(?:\[[a-z]+\])?([^"]+)"/g)].map((match) => match[1]!),
-        ...[...html.matchAll(/RED\._\('([^']+)'\)/g)].map((match) => match[1]!),
+        // Namespaced keys (`<module>/<set>:<key>`) are looked up without the namespace.
+        ...[...html.matchAll(/RED\._\('(?:[^':]+:)?([^']+)'\)/g)].map((match) => match[1]!),
+        ...[...html.matchAll(/say\(this, '([^']+)'\)/g)].map((match) => match[1]!),
         ...[...html.matchAll(/numberIn\([^)]*'([A-Za-z]+)'\)/g)].map(
           (match) => `${type}.validation.${match[1]}`,
         ),

@@ -52,6 +52,12 @@ export interface FakeKasaDeviceOptions {
   keepAlive?: boolean;
   /** Also answer on UDP (no length header) on the same port. Default false. */
   udp?: boolean;
+  /**
+   * Answer discovery: requests broadcast to this loopback address on UDP port 9999 are answered
+   * from the device's own address and port, as a real device answers. `true` means
+   * 127.255.255.255. Implies `udp`. Default off.
+   */
+  discovery?: boolean | string;
   /** Keep every request in `requests`; turn off for long benchmarks. Default true. */
   recordRequests?: boolean;
 }
@@ -66,6 +72,20 @@ interface Connection {
 type Json = Record<string, unknown>;
 
 const EMPTY = Buffer.alloc(0);
+/** Where fakes listen for discovery by default: loopback's broadcast address, Kasa's port. */
+export const DISCOVERY_BROADCAST = '127.255.255.255';
+const DISCOVERY_PORT = 9999;
+
+async function bindUdp(socket: dgram.Socket, port: number, address: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind({ port, address }, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  socket.on('error', () => undefined);
+}
 const GARBAGE = Buffer.from('<html><body>502 Bad Gateway</body></html>');
 
 function isObject(value: unknown): value is Json {
@@ -142,6 +162,7 @@ export class FakeKasaDevice {
   private listenPort: number;
   private server: net.Server | null = null;
   private udpSocket: dgram.Socket | null = null;
+  private discoverySocket: dgram.Socket | null = null;
   private readonly sockets = new Set<net.Socket>();
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -195,18 +216,20 @@ export class FakeKasaDevice {
     });
     const bound = server.address();
     if (bound !== null && typeof bound === 'object') this.listenPort = bound.port;
-    if (this.options.udp === true) {
+    const discovery = this.options.discovery;
+    if (this.options.udp === true || (discovery !== undefined && discovery !== false)) {
       const udp = dgram.createSocket('udp4');
       this.udpSocket = udp;
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.bind({ port: this.listenPort, address: this.host }, () => {
-          udp.off('error', reject);
-          resolve();
-        });
-      });
-      udp.on('error', () => undefined);
+      await bindUdp(udp, this.listenPort, this.host);
       udp.on('message', (message, remote) => this.onUdp(message, remote));
+    }
+    if (discovery !== undefined && discovery !== false) {
+      const address = discovery === true ? DISCOVERY_BROADCAST : discovery;
+      // Every fake binds the broadcast address too (shared), so each one hears each request.
+      const listener = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+      this.discoverySocket = listener;
+      await bindUdp(listener, DISCOVERY_PORT, address);
+      listener.on('message', (message, remote) => this.onUdp(message, remote));
     }
     return this;
   }
@@ -221,6 +244,9 @@ export class FakeKasaDevice {
     const udp = this.udpSocket;
     this.udpSocket = null;
     if (udp !== null) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    const listener = this.discoverySocket;
+    this.discoverySocket = null;
+    if (listener !== null) await new Promise<void>((resolve) => listener.close(() => resolve()));
     if (server !== null) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 

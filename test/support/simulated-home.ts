@@ -81,8 +81,13 @@ export interface SimulatedHome {
  * Starts the demo's devices on 127.0.0.2 - 127.0.0.7 (one address each, on `port`): an HS110 of
  * hardware 1 (W/V/A/kWh), an HS110 v4 and a KP115 (mW/mV/mA/Wh), an HS300 with six metered
  * outlets, an HS100 and a KP303 strip without meters. Loads change the way real ones do.
+ * With `discovery`, they also answer discovery broadcast to 127.255.255.255 (the Discover button).
  */
-export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<SimulatedHome> {
+export async function startSimulatedHome(
+  port = 9999,
+  firstHost = 2,
+  options: { discovery?: boolean } = {},
+): Promise<SimulatedHome> {
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
   const host = (offset: number) => `127.0.0.${firstHost + offset}`;
@@ -104,6 +109,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(0),
       port,
+      discovery: options.discovery === true,
       fixture: loadFixture('HS110(EU)_1.0_1.2.5'),
       deviceId: id(1),
       alias: 'Fridge',
@@ -113,6 +119,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(1),
       port,
+      discovery: options.discovery === true,
       fixture: loadFixture('HS110(EU)_4.0_1.0.4'),
       deviceId: id(2),
       alias: 'TV',
@@ -122,6 +129,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(2),
       port,
+      discovery: options.discovery === true,
       fixture: loadFixture('KP115(EU)_1.0_1.0.16'),
       deviceId: id(3),
       alias: 'Kettle',
@@ -131,6 +139,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(3),
       port,
+      discovery: options.discovery === true,
       fixture: withOutletAliases(loadFixture('HS300(US)_2.0_1.0.3'), [
         'Desk PC',
         'Monitor',
@@ -148,6 +157,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(4),
       port,
+      discovery: options.discovery === true,
       fixture: loadFixture('HS100(UK)_1.0_1.2.6'),
       deviceId: id(5),
       alias: 'Hall lamp',
@@ -156,6 +166,7 @@ export async function startSimulatedHome(port = 9999, firstHost = 2): Promise<Si
     new FakeKasaDevice({
       host: host(5),
       port,
+      discovery: options.discovery === true,
       fixture: withOutletAliases(loadFixture('KP303(UK)_1.0_1.0.3'), [
         'Pond pump',
         'Fairy lights',

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 
 import { KasaError } from '../../../lib/errors';
 import { parseDeviceEntry, parseDeviceList } from '../../../lib/polling/device-entries';
+import { DEVICE_ENTRY_CASES } from '../../support/device-entry-cases';
 
 describe('device entries', function () {
   it('parses host, host:port and host:port/outlet', function () {
@@ -48,6 +49,19 @@ describe('device entries', function () {
           reason.test(error.message),
         entry,
       );
+    }
+  });
+
+  it('accepts exactly the well-formed entries of the table the editor is tested with', function () {
+    for (const [entry, valid] of DEVICE_ENTRY_CASES) {
+      let parsed = true;
+      try {
+        parseDeviceEntry(entry);
+      } catch (error) {
+        assert.ok(error instanceof KasaError && error.code === 'BAD_DEVICE_ENTRY', entry);
+        parsed = false;
+      }
+      assert.equal(parsed, valid, entry);
     }
   });
 
