@@ -178,9 +178,12 @@ describe('end to end: the "Energy dashboard" example in a real browser', functio
       today !== undefined && today.count === home.meteredIds.length,
       `today: ${today?.count}`,
     );
-    // The home total on the gauge.
+    // The home total on the gauge, and a row per metered device in the table beside it.
     const gauge = await page.locator('.nrdb-ui-gauge').textContent();
     assert.match(gauge ?? '', /\d+\s*W/);
+    const rows = page.locator('.nrdb-ui-table tbody tr');
+    await rows.nth(home.meteredIds.length - 1).waitFor();
+    assert.match((await rows.allInnerTexts()).join('\n'), /Fridge\s+\d+\.\d/);
     assert.deepEqual(pageErrors, []);
   });
 
