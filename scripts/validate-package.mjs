@@ -23,7 +23,9 @@ import { fileURLToPath } from 'node:url';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const PRELOAD = join(ROOT, 'scripts', 'node-red-dev-offline.cjs');
-const CATALOGUE = join(ROOT, 'scripts', 'catalogue-offline.json');
+/** The catalogue served for catalogue.nodered.org; KASA_VALIDATE_CATALOGUE overrides it. */
+const CATALOGUE =
+  process.env.KASA_VALIDATE_CATALOGUE ?? join(ROOT, 'scripts', 'catalogue-offline.json');
 const ARTIFACT = join(ROOT, 'test-artifacts', 'scorecard.json');
 
 /** Every check node-red-dev 0.1.6 records (P02 is disabled in the tool). */
