@@ -10,6 +10,7 @@ export default tseslint.config(
       '.demo/**',
       'eslint.config.mjs',
       'scripts/*.mjs',
+      'scripts/*.cjs',
       'bench/node-red/**',
     ],
   },

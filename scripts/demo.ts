@@ -1,8 +1,9 @@
 /**
  * `npm start`: the main job on a fresh clone. Starts six simulated Kasa devices on 127.0.0.2 -
- * 127.0.0.7, a real Node-RED 4.1 on 127.0.0.1 with this package and the example flow "Monitor
- * plugs into SQLite", and prints what reaches the database. Ctrl-C stops everything it started.
- * Nothing here addresses anything outside 127.0.0.0/8; there is no LAN discovery.
+ * 127.0.0.7, a real Node-RED 4.1 on 127.0.0.1 with this package, FlowFuse Dashboard 2 and the
+ * example flow "Energy dashboard" (poll, store, charts), prints the editor and dashboard addresses
+ * and what reaches the database. Ctrl-C stops everything it started. Nothing here addresses
+ * anything outside 127.0.0.0/8; there is no LAN discovery.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,11 +18,15 @@ const DEMO_DIR = join(ROOT, '.demo');
 const USER_DIR = join(DEMO_DIR, 'node-red');
 const DB_FILE = join(USER_DIR, 'kasa-monitor.db');
 const PORT = Number(process.env.PORT ?? 1880);
+/** The example the demo deploys: it polls, stores and charts, so it is the whole demo. */
+const DEMO_EXAMPLE = 'Energy dashboard.json';
+const DASHBOARD_MODULE = '@flowfuse/node-red-dashboard';
 
 function demoFlow(home: SimulatedHome): object[] {
-  const flow = JSON.parse(
-    readFileSync(join(ROOT, 'examples', 'Monitor plugs into SQLite.json'), 'utf8'),
-  ) as Record<string, unknown>[];
+  const flow = JSON.parse(readFileSync(join(ROOT, 'examples', DEMO_EXAMPLE), 'utf8')) as Record<
+    string,
+    unknown
+  >[];
   for (const node of flow) if (node.type === 'kasa-poll') node.devices = home.deviceList;
   return flow;
 }
@@ -76,6 +81,7 @@ async function main(): Promise<void> {
       userDir: USER_DIR,
       port: PORT,
       flows: demoFlow(home),
+      modules: [DASHBOARD_MODULE],
       echo: true,
     });
   } catch (error) {
@@ -84,6 +90,7 @@ async function main(): Promise<void> {
     return;
   }
   console.log(`[demo] Node-RED editor: ${nodeRed.url}/`);
+  console.log(`[demo] Energy dashboard: ${nodeRed.url}/dashboard`);
   console.log(`[demo] readings are written to ${DB_FILE}`);
   console.log('[demo] press Ctrl-C to stop');
 }
