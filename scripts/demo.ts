@@ -3,7 +3,7 @@
  * 127.0.0.7, a real Node-RED 4.1 on 127.0.0.1 with this package, FlowFuse Dashboard 2 and the
  * example flow "Energy dashboard" (poll, store, charts), prints the editor and dashboard addresses
  * and what reaches the database. Ctrl-C stops everything it started. Nothing here addresses
- * anything outside 127.0.0.0/8; there is no LAN discovery.
+ * anything outside 127.0.0.0/8: Discover searches a loopback broadcast address.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ const DB_FILE = join(USER_DIR, 'kasa-monitor.db');
 const PORT = Number(process.env.PORT ?? 1880);
 /** The example the demo deploys: it polls, stores and charts, so it is the whole demo. */
 const DEMO_EXAMPLE = 'Energy dashboard.json';
+/** The simulated devices answer discovery on loopback; the demo never broadcasts to the LAN. */
+const DEMO_BROADCAST = '127.255.255.255';
 const DASHBOARD_MODULE = '@flowfuse/node-red-dashboard';
 
 function demoFlow(home: SimulatedHome): object[] {
@@ -27,7 +29,11 @@ function demoFlow(home: SimulatedHome): object[] {
     string,
     unknown
   >[];
-  for (const node of flow) if (node.type === 'kasa-poll') node.devices = home.deviceList;
+  for (const node of flow) {
+    if (node.type === 'kasa-poll') node.devices = home.deviceList;
+    // Discover in the editor then finds the simulated devices and never reaches the LAN.
+    if (node.type === 'kasa-device-pool') node.broadcast = DEMO_BROADCAST;
+  }
   return flow;
 }
 
@@ -58,7 +64,7 @@ function report(): void {
 
 async function main(): Promise<void> {
   mkdirSync(USER_DIR, { recursive: true });
-  const home = await startSimulatedHome();
+  const home = await startSimulatedHome(9999, 2, { discovery: true });
   console.log(
     `[demo] ${home.devices.length} simulated devices on ${home.devices.map((device) => device.host).join(', ')}`,
   );
@@ -92,6 +98,9 @@ async function main(): Promise<void> {
   console.log(`[demo] Node-RED editor: ${nodeRed.url}/`);
   console.log(`[demo] Energy dashboard: ${nodeRed.url}/dashboard`);
   console.log(`[demo] readings are written to ${DB_FILE}`);
+  console.log(
+    `[demo] kasa poll's Discover button searches ${DEMO_BROADCAST} (the simulated devices only)`,
+  );
   console.log('[demo] press Ctrl-C to stop');
 }
 
