@@ -1,6 +1,8 @@
+import { instrumentIntervals } from '../lib/metrics/instrument';
 import { AdaptiveIntervals, DEFAULT_POLICY } from '../lib/polling/adaptive-interval';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { metricsOf } from './shared/metrics';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './shared/types';
 
@@ -57,6 +59,8 @@ export = function (RED: NodeAPI): void {
       },
     });
 
+    const stopMetrics = instrumentIntervals(metricsOf(RED), intervals);
+
     let shown = '';
     const showStatus = () => {
       const counts = intervals.counts();
@@ -98,6 +102,7 @@ export = function (RED: NodeAPI): void {
     });
 
     onClose(this, () => {
+      stopMetrics();
       intervals.clear();
       status.clear(this);
     });

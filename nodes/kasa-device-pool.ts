@@ -1,11 +1,13 @@
 import { join } from 'node:path';
 
+import { instrumentPool } from '../lib/metrics/instrument';
 import { sharedPools } from '../lib/pool/shared-pool';
 import { systemClock } from '../lib/types';
 import type { DevicePoolNode } from './shared/device-pool-node';
 import type { NodeAPI, NodeDef } from './shared/types';
 import { onClose } from './shared/lifecycle';
 import { nodeLogger } from './shared/logger';
+import { metricsOf } from './shared/metrics';
 
 interface DevicePoolDef extends NodeDef {
   maxInFlight: number | string;
@@ -42,9 +44,11 @@ export = function (RED: NodeAPI): void {
     });
     this.register = (user) => this.shared.register(user.id);
     this.deregister = (user, removed) => this.shared.deregister(user.id, removed);
-    onClose(this, (removed) =>
-      sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs),
-    );
+    const stopMetrics = instrumentPool(metricsOf(RED), this.shared.pool);
+    onClose(this, (removed) => {
+      stopMetrics(removed);
+      return sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs);
+    });
   }
   RED.nodes.registerType('kasa-device-pool', KasaDevicePool);
 };

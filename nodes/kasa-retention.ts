@@ -6,6 +6,7 @@ import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { metricsOf } from './shared/metrics';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef } from './shared/types';
 
@@ -47,6 +48,7 @@ export = function (RED: NodeAPI): void {
       ...(timeZone === '' ? {} : { timeZone }),
     };
     const everyMs = number(def.every, 60) * MINUTE_MS;
+    const metrics = metricsOf(RED);
 
     // Holding a lease makes sure the file exists with its schema before the worker opens it.
     let lease: DatabaseLease | null = null;
@@ -79,6 +81,7 @@ export = function (RED: NodeAPI): void {
       run = thisRun;
       current = thisRun.result.then(
         (report) => {
+          metrics.retention(report.duration_ms, report.rolled_up, report.deleted);
           status.ok(this, t('status.done', { ...report }));
           return report;
         },

@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 
+import { instrumentWriter } from '../lib/metrics/instrument';
+import type { MetricsRecorder } from '../lib/metrics/recorder';
 import { describeRejected, toStoreInput } from '../lib/readings/validate';
 import { DAY_MS, QueryEngine, toChartPoints } from '../lib/store/query';
 import type { DatabaseLease } from '../lib/store/registry';
@@ -7,6 +9,7 @@ import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { metricsOf } from './shared/metrics';
 import { status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
@@ -41,8 +44,9 @@ const positive = (value: number | string | undefined, fallback: number): number 
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-sqlite-store');
 
-  function storeMode(node: Node, lease: DatabaseLease): Mode {
+  function storeMode(node: Node, lease: DatabaseLease, metrics: MetricsRecorder): Mode {
     let accepted = 0;
+    const stopMetrics = instrumentWriter(metrics, lease.writer, lease.path);
     const showStatus = (): void => {
       const stats = lease.writer.stats;
       const queued = stats.queueDepth;
@@ -91,11 +95,19 @@ export = function (RED: NodeAPI): void {
           throw new Error(t('errors.rejected', { count: rejected.length, total, detail }));
         }
       },
-      close: () => statusUpdate.stop(),
+      close: () => {
+        statusUpdate.stop();
+        stopMetrics();
+      },
     };
   }
 
-  function queryMode(node: Node, lease: DatabaseLease, def: SqliteStoreDef): Mode {
+  function queryMode(
+    node: Node,
+    lease: DatabaseLease,
+    def: SqliteStoreDef,
+    metrics: MetricsRecorder,
+  ): Mode {
     const engine = new QueryEngine(lease.db, {
       rawHorizonMs: positive(def.rawHorizon, 7) * DAY_MS,
     });
@@ -119,7 +131,9 @@ export = function (RED: NodeAPI): void {
         msg.query = { type, tier, count: rows.length, next_cursor };
         if (chart) msg.action = 'replace';
         answered += 1;
-        last = { rows: rows.length, ms: Math.round((performance.now() - started) * 10) / 10 };
+        const ms = performance.now() - started;
+        metrics.query(type, ms);
+        last = { rows: rows.length, ms: Math.round(ms * 10) / 10 };
         statusUpdate.request();
         send(msg);
       },
@@ -156,7 +170,11 @@ export = function (RED: NodeAPI): void {
               }
             : {},
         );
-        mode = modeName === 'store' ? storeMode(this, lease) : queryMode(this, lease, def);
+        const metrics = metricsOf(RED);
+        mode =
+          modeName === 'store'
+            ? storeMode(this, lease, metrics)
+            : queryMode(this, lease, def, metrics);
         if (failure !== null) this.log(t('log.opened'));
         failure = null;
         status.idle(this, t('status.ready'));
