@@ -197,10 +197,11 @@ export = function (RED: NodeAPI): void {
     });
 
     onClose(this, () => {
-      mode?.close();
-      mode = null;
+      // Released first: its final flush still reaches the metrics, which the mode disconnects.
       const lost = lease?.release() ?? 0;
       lease = null;
+      mode?.close();
+      mode = null;
       if (lost > 0) this.error(t('errors.lost', { rows: lost }));
       status.clear(this);
     });
