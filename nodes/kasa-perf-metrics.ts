@@ -80,8 +80,8 @@ export = function (RED: NodeAPI): void {
     };
 
     /** Builds the snapshot, checks the memory threshold and sends on the matching outputs. */
-    const emit = async (msg: MetricsMessage | null): Promise<void> => {
-      const snapshot = await metrics.snapshot(window);
+    const emit = (msg: MetricsMessage | null): void => {
+      const snapshot = metrics.snapshot(window);
       const rss = memoryUsage().rss;
       const crossed = memoryWatch?.check(rss) === true;
       showStatus(snapshot);
@@ -103,9 +103,12 @@ export = function (RED: NodeAPI): void {
 
     const tick = (): void => {
       timer = null;
-      emit(null)
-        .catch((error: unknown) => this.error(errorMessage(error)))
-        .finally(schedule);
+      try {
+        emit(null);
+      } catch (error) {
+        this.error(errorMessage(error));
+      }
+      schedule();
     };
     const schedule = (): void => {
       if (closed || intervalS <= 0) return;
@@ -133,12 +136,12 @@ export = function (RED: NodeAPI): void {
       }
     }
 
-    onInput(this, async (msg: MetricsMessage) => {
+    onInput(this, (msg: MetricsMessage) => {
       if (msg.reset !== undefined && typeof msg.reset !== 'boolean') {
         throw new Error(t('errors.bad-reset', { value: JSON.stringify(msg.reset) }));
       }
       // The message gets the figures of the window it closes; the next window starts now.
-      await emit(msg);
+      emit(msg);
       if (msg.reset === true) metrics.resetWindow(window);
     });
 

@@ -391,7 +391,7 @@ export class MetricsRegistry implements MetricsRecorder {
   }
 
   /** The figures of kasa-perf-metrics' message for `window`. */
-  async snapshot(window: MetricsWindow): Promise<MetricsSnapshot> {
+  snapshot(window: MetricsWindow): MetricsSnapshot {
     const levels = this.collect();
     const memory = this.memory();
     const windowS = window.elapsedS();
@@ -405,7 +405,7 @@ export class MetricsRegistry implements MetricsRecorder {
     const rate = (hits: number, misses: number) =>
       hits + misses === 0 ? null : round(hits / (hits + misses));
     return {
-      operations: await window.operationFigures(),
+      operations: window.operationFigures(),
       counters: {
         polls: this.pollCount,
         poll_failures: failures,

@@ -1,5 +1,4 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { Summary } from 'prom-client';
+import { createHistogram, monitorEventLoopDelay, type RecordableHistogram } from 'node:perf_hooks';
 
 import type { Totals } from './registry';
 
@@ -36,44 +35,37 @@ export interface EventLoopFigures {
   max_ms: number;
 }
 
-const PERCENTILES = [0.5, 0.95, 0.99];
-
 class Operation {
-  /** Quantiles come from prom-client's Summary (a t-digest), unregistered: it is this window's. */
-  readonly summary: Summary;
+  /**
+   * Quantiles come from Node's built-in HDR histogram (perf_hooks.createHistogram, three
+   * significant digits, values in ns): recording is a native call of tens of ns, where a
+   * prom-client Summary's t-digest costs about a microsecond and garbage per observation, too
+   * much on the poll path. Count, sum, min and max are kept exactly beside it.
+   */
+  readonly histogram: RecordableHistogram = createHistogram();
   count = 0;
   sum = 0;
   min = Number.POSITIVE_INFINITY;
   max = Number.NEGATIVE_INFINITY;
-
-  constructor(name: string) {
-    this.summary = new Summary({
-      name: `kasa_window_${name.replace(/[^a-zA-Z0-9_]/g, '_')}`,
-      help: 'window',
-      percentiles: PERCENTILES,
-      registers: [],
-    });
-  }
 
   observe(ms: number): void {
     this.count += 1;
     this.sum += ms;
     if (ms < this.min) this.min = ms;
     if (ms > this.max) this.max = ms;
-    this.summary.observe(ms);
+    this.histogram.record(Math.max(1, Math.round(ms * 1e6)));
   }
 
-  async figures(): Promise<OperationFigures> {
-    const values = (await this.summary.get()).values;
-    const at = (q: number) => values.find((value) => value.labels.quantile === q)?.value ?? 0;
+  figures(): OperationFigures {
+    const at = (percentile: number) => this.histogram.percentile(percentile) / 1e6;
     return {
       count: this.count,
       avg_ms: round(this.sum / this.count),
       min_ms: round(this.min),
       max_ms: round(this.max),
-      p50_ms: round(at(0.5)),
-      p95_ms: round(at(0.95)),
-      p99_ms: round(at(0.99)),
+      p50_ms: round(at(50)),
+      p95_ms: round(at(95)),
+      p99_ms: round(at(99)),
     };
   }
 }
@@ -108,7 +100,7 @@ export class MetricsWindow {
   observe(name: string, ms: number): void {
     let operation = this.operations.get(name);
     if (operation === undefined) {
-      operation = new Operation(name);
+      operation = new Operation();
       this.operations.set(name, operation);
     }
     operation.observe(ms);
@@ -140,10 +132,10 @@ export class MetricsWindow {
     return (this.now() - this.startedAt) / 1000;
   }
 
-  async operationFigures(): Promise<Record<string, OperationFigures>> {
+  operationFigures(): Record<string, OperationFigures> {
     const result: Record<string, OperationFigures> = {};
     const sorted = [...this.operations].sort(([a], [b]) => a.localeCompare(b));
-    for (const [name, operation] of sorted) result[name] = await operation.figures();
+    for (const [name, operation] of sorted) result[name] = operation.figures();
     return result;
   }
 

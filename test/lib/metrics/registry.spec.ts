@@ -63,7 +63,7 @@ describe('MetricsRegistry', function () {
     FakeEventLoop.made = [];
   });
 
-  it('gives count, avg, min, max and quantiles of known timings', async function () {
+  it('gives count, avg, min, max and quantiles of known timings', function () {
     const { registry, advance } = makeRegistry();
     const window = registry.openWindow();
     // 1..1000 ms shuffled: p50 ~500, p95 ~950, p99 ~990.
@@ -77,7 +77,7 @@ describe('MetricsRegistry', function () {
     registry.flush(300, 8);
     registry.query('history', 1.5);
     advance(10_000);
-    const snapshot = await registry.snapshot(window);
+    const snapshot = registry.snapshot(window);
     const poll = snapshot.operations.poll!;
     assert.equal(poll.count, 1000);
     assert.equal(poll.avg_ms, 500.5);
@@ -109,7 +109,7 @@ describe('MetricsRegistry', function () {
     registry.closeWindow(window);
   });
 
-  it('resets the window on request but keeps running totals', async function () {
+  it('resets the window on request but keeps running totals', function () {
     const { registry, advance } = makeRegistry();
     const window = registry.openWindow();
     registry.poll('a:9999', 5);
@@ -118,7 +118,7 @@ describe('MetricsRegistry', function () {
     registry.resetWindow(window);
     registry.poll('a:9999', 3);
     advance(1000);
-    const snapshot = await registry.snapshot(window);
+    const snapshot = registry.snapshot(window);
     assert.equal(snapshot.operations.poll!.count, 1);
     assert.equal(snapshot.operations.poll!.max_ms, 3);
     assert.equal(snapshot.counters.polls, 3);
