@@ -13,7 +13,7 @@ describe('end to end: example flows', function () {
   const files = readdirSync(EXAMPLES).filter((file) => file.endsWith('.json'));
 
   before(async function () {
-    nodeRed = await startNodeRed();
+    nodeRed = await startNodeRed({ modules: ['@flowfuse/node-red-dashboard'] });
   });
   after(async function () {
     await nodeRed.stop();
