@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 
 import { FakeFleet, type FakeKasaDevice } from '../support/fake-kasa-device';
-import { startNodeRed, type NodeRedProcess } from '../support/node-red-process';
+import { REPO_ROOT, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
 import { promtoolCheckMetrics, startPrometheus } from '../support/prometheus';
+import { startSimulatedHome } from '../support/simulated-home';
 
 const PATH = '/kasa-metrics';
 
@@ -167,5 +169,47 @@ describe('end to end: kasa-perf-metrics in a real Node-RED, checked by promtool 
     // Removing the node removes its route.
     await nodeRed.deploy(flow(devices, false, false));
     assert.equal((await fetch(`${nodeRed.url}${PATH}`)).status, 404);
+  });
+});
+
+describe('end to end: the "Performance dashboard" example against the simulated home', function () {
+  this.timeout(120_000);
+
+  it('feeds every widget without an error', async function () {
+    const home = await startSimulatedHome();
+    const example = JSON.parse(
+      readFileSync(join(REPO_ROOT, 'examples', 'Performance dashboard.json'), 'utf8'),
+    ) as Record<string, unknown>[];
+    for (const node of example) {
+      if (node.type === 'kasa-perf-metrics' || node.type === 'kasa-poll') node.interval = '1';
+    }
+    let nodeRed: NodeRedProcess | null = null;
+    try {
+      nodeRed = await startNodeRed({
+        flows: example,
+        modules: ['@flowfuse/node-red-dashboard'],
+      });
+      const deadline = Date.now() + 30_000;
+      let text = '';
+      for (;;) {
+        const response = await fetch(`${nodeRed.url}${PATH}`);
+        text = await response.text();
+        if (
+          response.ok &&
+          /^kasa_polls_total (\d+)/m.test(text) &&
+          valueOf(text, 'kasa_polls_total') >= 12
+        )
+          break;
+        assert.ok(Date.now() < deadline, `two cycles of six plugs within 30 s:\n${text}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // a snapshot through the widgets
+      assert.doesNotMatch(text, /^kasa_poll_failures_total\{/m, 'no device failed');
+      assert.doesNotMatch(nodeRed.log(), /\[error\]|\[warn\].*Pick figures/);
+      assert.equal((await fetch(`${nodeRed.url}/dashboard/performance`)).status, 200);
+    } finally {
+      await nodeRed?.stop();
+      await home.stop();
+    }
   });
 });
