@@ -57,7 +57,9 @@ class Operation {
   }
 
   figures(): OperationFigures {
-    const at = (percentile: number) => this.histogram.percentile(percentile) / 1e6;
+    // HDR buckets round up within three digits: keep the quantiles inside the exact min..max.
+    const at = (percentile: number) =>
+      Math.min(this.max, Math.max(this.min, this.histogram.percentile(percentile) / 1e6));
     return {
       count: this.count,
       avg_ms: round(this.sum / this.count),
