@@ -3,7 +3,8 @@
  * kasa-poll -> kasa-sqlite-store in a real Node-RED) with metrics switched off
  * (`kasaMonitor.metrics: false`) and on (a kasa-perf-metrics node sending a snapshot every 10 s
  * and serving its Prometheus endpoint, scraped after every run), in one run. The two Node-RED
- * processes run side by side and take turns, so both see the same machine.
+ * processes run side by side and take turns, so both see the same machine; a third process with
+ * metrics off measures how far two identical processes differ on this machine (the noise).
  */
 import { join } from 'node:path';
 
@@ -14,7 +15,7 @@ import { median } from './support/stats';
 
 const DEVICES = 8;
 const ROUNDS = 2000;
-const REPEATS = 21;
+const REPEATS = 15;
 const WARMUP_ROUNDS = 300;
 
 interface DriverResult {
@@ -26,12 +27,14 @@ interface DriverResult {
 export interface MetricsCostResult {
   off_cpu_us_per_reading: number;
   on_cpu_us_per_reading: number;
-  /** on / off of the medians; the target is at most 1.05. */
+  /** A second metrics-off process: its ratio to the first shows the noise of the machine. */
+  control_cpu_us_per_reading: number;
+  control_ratio: number;
+  /** Median of the on runs over the median of both off processes' runs; target at most 1.05. */
   ratio: number;
-  /** Median of the on/off ratios of runs made back to back (less sensitive to drift). */
-  paired_ratio: number;
   off_runs: number[];
   on_runs: number[];
+  control_runs: number[];
 }
 
 const PERF_NODE = {
@@ -69,39 +72,49 @@ async function run(nodeRed: NodeRedProcess, rounds: number): Promise<number> {
 export async function runMetricsCostBench(): Promise<MetricsCostResult> {
   const server = await startDeviceServer(DEVICES);
   const off = await start(server.ports, false);
+  const control = await start(server.ports, false);
   const on = await start(server.ports, true);
   try {
-    await run(off, WARMUP_ROUNDS);
-    await run(on, WARMUP_ROUNDS);
-    const offRuns: number[] = [];
-    const onRuns: number[] = [];
+    for (const nodeRed of [off, control, on]) await run(nodeRed, WARMUP_ROUNDS);
+    const runs = new Map<NodeRedProcess, number[]>([
+      [off, []],
+      [control, []],
+      [on, []],
+    ]);
+    const rotation = [off, control, on];
     for (let repeat = 0; repeat < REPEATS; repeat += 1) {
-      // Alternating who goes first, so neither always follows the other's garbage collection.
-      const order = repeat % 2 === 0 ? [false, true] : [true, false];
-      for (const metrics of order) {
-        if (metrics) {
-          onRuns.push(await run(on, ROUNDS));
+      // The order rotates, so no process always follows another's garbage collection.
+      for (let turn = 0; turn < rotation.length; turn += 1) {
+        const nodeRed = rotation[(repeat + turn) % rotation.length]!;
+        runs.get(nodeRed)!.push(await run(nodeRed, ROUNDS));
+        if (nodeRed === on) {
           // A Prometheus scrape after every run: far more often than the usual 15 s.
           const scraped = await fetch(`${on.url}/kasa-metrics`);
           if (!scraped.ok) throw new Error(`scrape failed: HTTP ${scraped.status}`);
           await scraped.text();
-        } else {
-          offRuns.push(await run(off, ROUNDS));
         }
       }
     }
+    const offRuns = runs.get(off)!;
+    const onRuns = runs.get(on)!;
+    const controlRuns = runs.get(control)!;
     const offMedian = median(offRuns);
+    const bothOffMedian = median([...offRuns, ...controlRuns]);
     const onMedian = median(onRuns);
+    const controlMedian = median(controlRuns);
     return {
       off_cpu_us_per_reading: offMedian,
       on_cpu_us_per_reading: onMedian,
-      ratio: onMedian / offMedian,
-      paired_ratio: median(onRuns.map((onRun, index) => onRun / offRuns[index]!)),
+      control_cpu_us_per_reading: controlMedian,
+      ratio: onMedian / bothOffMedian,
+      control_ratio: controlMedian / offMedian,
       off_runs: offRuns,
       on_runs: onRuns,
+      control_runs: controlRuns,
     };
   } finally {
     await on.stop();
+    await control.stop();
     await off.stop();
     await server.stop();
   }
@@ -109,7 +122,7 @@ export async function runMetricsCostBench(): Promise<MetricsCostResult> {
 
 export function printMetricsCostBench(result: MetricsCostResult): void {
   console.log(
-    `Metrics cost: ${DEVICES} fake plugs, ${ROUNDS} rounds, pool -> kasa-poll -> store, median of ${REPEATS} alternating runs`,
+    `Metrics cost: ${DEVICES} fake plugs, ${ROUNDS} rounds, pool -> kasa-poll -> store, median of ${REPEATS} runs each, taking turns`,
   );
   console.log(`${'metrics'.padEnd(52)} ${'CPU µs/reading'.padStart(15)}`);
   console.log(
@@ -119,7 +132,10 @@ export function printMetricsCostBench(result: MetricsCostResult): void {
     `${'on (perf-metrics node, 10 s snapshots, scraped)'.padEnd(52)} ${result.on_cpu_us_per_reading.toFixed(1).padStart(15)}`,
   );
   console.log(
-    `ratio on/off: x${result.ratio.toFixed(3)}, paired x${result.paired_ratio.toFixed(3)} (target <= x1.05); runs off ${result.off_runs.map((v) => v.toFixed(1)).join(' ')}; on ${result.on_runs.map((v) => v.toFixed(1)).join(' ')}`,
+    `${'off again (control: the noise of the machine)'.padEnd(52)} ${result.control_cpu_us_per_reading.toFixed(1).padStart(15)}`,
+  );
+  console.log(
+    `control/off: x${result.control_ratio.toFixed(3)}; on / both off: x${result.ratio.toFixed(3)} (target <= x1.05); runs off ${result.off_runs.map((v) => v.toFixed(1)).join(' ')}; on ${result.on_runs.map((v) => v.toFixed(1)).join(' ')}`,
   );
 }
 
