@@ -30,6 +30,8 @@ const loadNodes = [
   require('../../dist/nodes/kasa-sqlite-db.js') as NodeModule,
   require('../../dist/nodes/kasa-sqlite-store.js') as NodeModule,
   perfMetrics,
+  require('../../dist/nodes/kasa-cache.js') as NodeModule,
+  require('../../dist/nodes/kasa-adaptive-interval.js') as NodeModule,
   nodes.catchNode,
 ] as Parameters<typeof helper.load>[0];
 
@@ -39,11 +41,25 @@ const kasaSettings = (kasaMonitor: object) =>
   helper.settings({ kasaMonitor } as unknown as Parameters<typeof helper.settings>[0]);
 const MB = 1024 * 1024;
 
+interface Status {
+  fill?: string;
+  text?: string;
+}
 interface TestNode {
   receive(msg: object): void;
-  status: { lastCall: { args: [{ fill?: string; text?: string }] } };
+  status: { getCalls(): { thisValue: unknown; args: [Status] }[] };
 }
 const node = (id: string) => helper.getNode(id) as unknown as TestNode;
+
+/** The node's own last status (the status spy is shared by every node of the flow). */
+function lastStatus(id: string): Status {
+  const own = node(id)
+    .status.getCalls()
+    .filter((call) => call.thisValue === helper.getNode(id));
+  const last = own.at(-1);
+  assert.ok(last !== undefined, `${id} showed a status`);
+  return last.args[0];
+}
 
 function flow(perf: Record<string, unknown> = {}, extra: object[] = []) {
   return [
@@ -91,7 +107,9 @@ describe('kasa-perf-metrics node', function () {
     await fleet.stopAll();
     kasaSettings(BASE_SETTINGS);
     const registry = metricsRegistry({ settings: {} });
-    assert.equal(registry?.openWindows, 0, 'every window closed with its node');
+    assert.ok(registry !== null);
+    assert.equal(registry.openWindows, 0, 'every window closed with its node');
+    assert.equal(registry.targets, 0, 'every node took its metrics source with it');
   });
   after(function (done) {
     helper.stopServer(done);
@@ -159,9 +177,67 @@ describe('kasa-perf-metrics node', function () {
     assert.ok(after.store.database_mb > 0);
     assert.ok(after.memory.rss_mb > 0 && after.memory.heap_used_mb > 0);
     assert.ok(after.event_loop.max_ms >= 0);
-    const shown = node('perf').status.lastCall.args[0];
+    const shown = lastStatus('perf');
     assert.equal(shown.fill, 'green');
     assert.match(shown.text ?? '', /^kasa-perf-metrics\.status\.figures/);
+  });
+
+  it('records the cache per level and the adaptive-interval bands', async function () {
+    const cacheNode = (id: string, mode: string, wires: string[][]) => ({
+      id,
+      type: 'kasa-cache',
+      z: 'tab',
+      name: '',
+      cache: 'perf-test',
+      mode,
+      property: 'topic',
+      maxEntries: 10,
+      ttl: 60,
+      redis: '',
+      onlyChanged: false,
+      deadband: 0,
+      wires,
+    });
+    await helper.load(
+      loadNodes,
+      flow({}, [
+        cacheNode('setter', 'set', [['set-done']]),
+        cacheNode('getter', 'get', [['hit'], ['miss']]),
+        { id: 'set-done', type: 'helper', z: 'tab', wires: [] },
+        { id: 'hit', type: 'helper', z: 'tab', wires: [] },
+        { id: 'miss', type: 'helper', z: 'tab', wires: [] },
+        {
+          id: 'adaptive',
+          type: 'kasa-adaptive-interval',
+          z: 'tab',
+          base: '30',
+          min: '5',
+          max: '300',
+          lowCv: '0.05',
+          highCv: '0.25',
+          window: '5',
+          deadband: '2',
+          hold: '2',
+          wires: [[]],
+        },
+      ]),
+    );
+    const stored = collect(helper.getNode('set-done'), 1);
+    helper.getNode('setter').receive({ topic: 'plug-a', payload: { power_w: 5 } });
+    await stored;
+    const hits = collect(helper.getNode('hit'), 3);
+    const misses = collect(helper.getNode('miss'), 1);
+    for (let index = 0; index < 3; index += 1)
+      helper.getNode('getter').receive({ topic: 'plug-a', payload: null });
+    helper.getNode('getter').receive({ topic: 'plug-b', payload: null });
+    await Promise.all([hits, misses]);
+    helper.getNode('adaptive').receive({ payload: { device_id: 'plug-a', power_w: 5 } });
+    helper.getNode('adaptive').receive({ payload: { device_id: 'plug-b', power_w: 7 } });
+    const payload = await snapshot();
+    assert.deepEqual(payload.cache.l1, { hits: 3, misses: 1, hit_rate: 0.75 });
+    assert.equal(payload.cache.hit_rate, 0.75);
+    assert.equal(payload.cache.entries, 1);
+    assert.deepEqual(payload.intervals, { fast: 0, base: 0, slow: 0, learning: 2 });
   });
 
   it('sends a snapshot every interval and resets the window on msg.reset', async function () {
@@ -218,7 +294,7 @@ describe('kasa-perf-metrics node', function () {
         ['memory', 800, 500],
       ],
     );
-    assert.equal(node('perf').status.lastCall.args[0].fill, 'yellow');
+    assert.equal(lastStatus('perf').fill, 'yellow');
   });
 
   it('serves Prometheus text at its path and takes the route away on close', async function () {
@@ -238,14 +314,27 @@ describe('kasa-perf-metrics node', function () {
 
   it('refuses an unusable path without serving anything', async function () {
     await helper.load(loadNodes, flow({ endpoint: true, path: 'no slash' }));
-    assert.equal(node('perf').status.lastCall.args[0].fill, 'red');
+    assert.equal(lastStatus('perf').fill, 'red');
     assert.equal(routes('no slash'), 0);
   });
 
   it('says so when metrics are switched off, and records nothing', async function () {
     kasaSettings({ ...BASE_SETTINGS, metrics: false });
-    await helper.load(loadNodes, flow({ interval: 0.05 }));
-    assert.equal(node('perf').status.lastCall.args[0].text, 'kasa-perf-metrics.status.off');
+    await helper.load(
+      loadNodes,
+      flow({ interval: 0.05 }, [
+        {
+          id: 'quiet-cache',
+          type: 'kasa-cache',
+          z: 'tab',
+          cache: 'quiet',
+          mode: 'set',
+          wires: [[]],
+        },
+      ]),
+    );
+    assert.equal(metricsRegistry({ settings: {} })?.targets, 0, 'the cache is not measured');
+    assert.equal(lastStatus('perf').text, 'kasa-perf-metrics.status.off');
     const caught = collect(helper.getNode('caught'), 1);
     node('perf').receive({ payload: 'now' });
     const [error] = await caught;
