@@ -28,7 +28,7 @@ interface DriverResult {
   latencies: number[];
 }
 
-function packageFlow(ports: number[], output: 'reading' | 'cycle') {
+export function packageFlow(ports: number[], output: 'reading' | 'cycle') {
   return [
     { id: 'bench-tab', type: 'tab', label: 'bench' },
     {

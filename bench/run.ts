@@ -10,6 +10,7 @@ import { printStoreBench, runStoreBench } from './store';
 import { printQueryBench, runQueryBench } from './query';
 import { printCacheBench, runCacheBench } from './cache';
 import { printRetentionBench, runRetentionBench } from './retention';
+import { printMetricsCostBench, runMetricsCostBench } from './metrics-cost';
 
 async function main(): Promise<void> {
   const started = new Date();
@@ -33,6 +34,10 @@ async function main(): Promise<void> {
   const retention = await runRetentionBench();
   printRetentionBench(retention);
   writeFileSync(join(results, 'retention.json'), JSON.stringify({ started, retention }, null, 2));
+  console.log('');
+  const metrics = await runMetricsCostBench();
+  printMetricsCostBench(metrics);
+  writeFileSync(join(results, 'metrics.json'), JSON.stringify({ started, metrics }, null, 2));
 }
 
 main().catch((error: unknown) => {

@@ -1,7 +1,9 @@
+import { instrumentIntervals } from '../lib/metrics/instrument';
 import { AdaptiveIntervals, DEFAULT_POLICY } from '../lib/polling/adaptive-interval';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
+import { metricsOf } from './shared/metrics';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './shared/types';
 
@@ -52,6 +54,8 @@ export = function (RED: NodeAPI): void {
       },
     });
 
+    const stopMetrics = instrumentIntervals(metricsOf(RED), intervals);
+
     let shown = '';
     const showStatus = () => {
       const counts = intervals.counts();
@@ -93,6 +97,7 @@ export = function (RED: NodeAPI): void {
     });
 
     onClose(this, () => {
+      stopMetrics();
       intervals.clear();
       status.clear(this);
     });

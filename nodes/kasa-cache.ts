@@ -1,9 +1,11 @@
 import { ChangeFilter } from '../lib/cache/change-filter';
 import { type CacheLease, caches } from '../lib/cache/registry';
+import { instrumentCache } from '../lib/metrics/instrument';
 import type { SecondLevelState } from '../lib/cache/types';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
+import { metricsOf } from './shared/metrics';
 import type { RedisConfigNode } from './shared/redis-node';
 import { numberSetting } from './shared/settings';
 import { status, throttled } from './shared/status';
@@ -61,6 +63,7 @@ export = function (RED: NodeAPI): void {
       return;
     }
     if (lease.replacedOthers) this.warn(t('log.rebuilt', { cache: name }));
+    const stopMetrics = instrumentCache(metricsOf(RED), lease.cache);
     const filter =
       mode === 'set' && def.onlyChanged === true
         ? new ChangeFilter({
@@ -140,6 +143,7 @@ export = function (RED: NodeAPI): void {
     onClose(this, () => {
       statusChanged.stop();
       connection?.off('state', showStatus);
+      stopMetrics();
       lease.release();
       status.clear(this);
     });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 
 import { serveDiscovery } from './shared/discovery-endpoint';
+import { instrumentPool } from '../lib/metrics/instrument';
 import { sharedPools } from '../lib/pool/shared-pool';
 import { systemClock } from '../lib/types';
 import type { DevicePoolNode } from './shared/device-pool-node';
@@ -8,6 +9,7 @@ import type { NodeAPI, NodeDef } from './shared/types';
 import { onClose } from './shared/lifecycle';
 import { nodeLogger } from './shared/logger';
 import { numberSetting, type NumberRule } from './shared/settings';
+import { metricsOf } from './shared/metrics';
 
 interface DevicePoolDef extends NodeDef {
   maxInFlight: number | string;
@@ -47,9 +49,11 @@ export = function (RED: NodeAPI): void {
     });
     this.register = (user) => this.shared.register(user.id);
     this.deregister = (user, removed) => this.shared.deregister(user.id, removed);
-    onClose(this, (removed) =>
-      sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs),
-    );
+    const stopMetrics = instrumentPool(metricsOf(RED), this.shared.pool);
+    onClose(this, (removed) => {
+      stopMetrics(removed);
+      return sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs);
+    });
   }
   RED.nodes.registerType('kasa-device-pool', KasaDevicePool);
   serveDiscovery(RED);

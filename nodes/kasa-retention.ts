@@ -7,6 +7,7 @@ import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
 import { numberSetting, type NumberRule } from './shared/settings';
+import { metricsOf } from './shared/metrics';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef } from './shared/types';
 
@@ -45,6 +46,7 @@ export = function (RED: NodeAPI): void {
       ...(timeZone === '' ? {} : { timeZone }),
     };
     const everyMs = setting('every', { fallback: 60, min: 0, max: 525_600 }) * MINUTE_MS;
+    const metrics = metricsOf(RED);
 
     // Holding a lease makes sure the file exists with its schema before the worker opens it.
     let lease: DatabaseLease | null = null;
@@ -77,6 +79,7 @@ export = function (RED: NodeAPI): void {
       run = thisRun;
       current = thisRun.result.then(
         (report) => {
+          metrics.retention(report.duration_ms, report.rolled_up, report.deleted);
           status.ok(this, t('status.done', { ...report }));
           return report;
         },

@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 
+import { instrumentWriter } from '../lib/metrics/instrument';
+import type { MetricsRecorder } from '../lib/metrics/recorder';
 import { describeRejected, toStoreInput } from '../lib/readings/validate';
 import { DAY_MS, QueryEngine, toChartPoints } from '../lib/store/query';
 import type { DatabaseLease } from '../lib/store/registry';
@@ -8,6 +10,7 @@ import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
+import { metricsOf } from './shared/metrics';
 import { status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
@@ -38,8 +41,9 @@ const QUEUE_WARN_RATIO = 0.8;
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-sqlite-store');
 
-  function storeMode(node: Node, lease: DatabaseLease): Mode {
+  function storeMode(node: Node, lease: DatabaseLease, metrics: MetricsRecorder): Mode {
     let accepted = 0;
+    const stopMetrics = instrumentWriter(metrics, lease.writer, lease.path);
     const showStatus = (): void => {
       const stats = lease.writer.stats;
       const queued = stats.queueDepth;
@@ -93,11 +97,19 @@ export = function (RED: NodeAPI): void {
           throw new Error(t('errors.rejected', { count: rejected.length, total, detail }));
         }
       },
-      close: () => statusUpdate.stop(),
+      close: () => {
+        statusUpdate.stop();
+        stopMetrics();
+      },
     };
   }
 
-  function queryMode(node: Node, lease: DatabaseLease, def: SqliteStoreDef): Mode {
+  function queryMode(
+    node: Node,
+    lease: DatabaseLease,
+    def: SqliteStoreDef,
+    metrics: MetricsRecorder,
+  ): Mode {
     const engine = new QueryEngine(lease.db, {
       rawHorizonMs:
         numberSetting(RED, node, 'rawHorizon', def.rawHorizon, {
@@ -126,7 +138,9 @@ export = function (RED: NodeAPI): void {
         msg.query = { type, tier, count: rows.length, next_cursor };
         if (chart) msg.action = 'replace';
         answered += 1;
-        last = { rows: rows.length, ms: Math.round((performance.now() - started) * 10) / 10 };
+        const ms = performance.now() - started;
+        metrics.query(type, ms);
+        last = { rows: rows.length, ms: Math.round(ms * 10) / 10 };
         statusUpdate.request();
         send(msg);
       },
@@ -173,7 +187,11 @@ export = function (RED: NodeAPI): void {
               }
             : {},
         );
-        mode = modeName === 'store' ? storeMode(this, lease) : queryMode(this, lease, def);
+        const metrics = metricsOf(RED);
+        mode =
+          modeName === 'store'
+            ? storeMode(this, lease, metrics)
+            : queryMode(this, lease, def, metrics);
         if (failure !== null) this.log(t('log.opened'));
         failure = null;
         status.idle(this, t('status.ready'));
@@ -196,10 +214,11 @@ export = function (RED: NodeAPI): void {
     });
 
     onClose(this, () => {
-      mode?.close();
-      mode = null;
+      // Released first: its final flush still reaches the metrics, which the mode disconnects.
       const lost = lease?.release() ?? 0;
       lease = null;
+      mode?.close();
+      mode = null;
       if (lost > 0) this.error(t('errors.lost', { rows: lost }));
       status.clear(this);
     });
