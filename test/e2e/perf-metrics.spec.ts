@@ -204,7 +204,12 @@ describe('end to end: the "Performance dashboard" example against the simulated 
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
       await new Promise((resolve) => setTimeout(resolve, 1500)); // a snapshot through the widgets
+      text = await (await fetch(`${nodeRed.url}${PATH}`)).text();
       assert.doesNotMatch(text, /^kasa_poll_failures_total\{/m, 'no device failed');
+      assert.ok(
+        valueOf(text, 'kasa_cache_hits_total{level="l1"}') >= 6,
+        "from the second cycle on, every reading finds its plug's previous one in the cache",
+      );
       assert.doesNotMatch(nodeRed.log(), /\[error\]|\[warn\].*Pick figures/);
       assert.equal((await fetch(`${nodeRed.url}/dashboard/performance`)).status, 200);
     } finally {
