@@ -14,6 +14,10 @@ const nodeSets = Object.keys(
   )['node-red'].nodes,
 );
 
+const PACKAGE_NAME = (
+  JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string }
+).name;
+
 type Catalog = Record<string, unknown>;
 
 function lookup(catalog: Catalog, key: string): unknown {
@@ -63,6 +67,16 @@ describe('editor definitions, catalogs and help of every node', function () {
         for (const match of editor.matchAll(/'(kasa-[a-z-]+\.[A-Za-z0-9.-]+)\.'\s*\+/g)) {
           assert.equal(typeof lookup(catalog, match[1]!), 'object', match[1]);
         }
+        // The shared helpers (resources/kasa-editor.js) complete keys of the type they serve:
+        // rule('x') and numberIn('x') explain with <type>.validation.x, labels use paletteLabel.
+        const helperType = /KasaMonitorEditor\.forType\('([^']+)'\)/.exec(editor)?.[1];
+        if (helperType !== undefined) {
+          assert.equal(helperType, name, 'the helpers serve this node set');
+          for (const match of editor.matchAll(/editor\.(?:rule|numberIn)\(\s*'([A-Za-z-]+)'/g)) {
+            keys.add(`${name}.validation.${match[1]!}`);
+          }
+          if (/editor\.(?:paletteLabel|label)\b/.test(editor)) keys.add(`${name}.paletteLabel`);
+        }
         assert.ok(keys.size > 0);
         for (const key of keys) {
           assert.equal(typeof lookup(catalog, key), 'string', `${name}.json lacks ${key}`);
@@ -70,6 +84,13 @@ describe('editor definitions, catalogs and help of every node', function () {
         // Every validator explains itself: none returns a bare false when asked for a message.
         assert.doesNotMatch(editor, /validate:\s*function\s*\(value\)/);
         assert.doesNotMatch(editor, /RED\.validators\.number\(\)/);
+      });
+
+      it('loads the shared editor helpers before the script that uses them', function () {
+        const uses = editor.indexOf('KasaMonitorEditor');
+        if (uses === -1) return;
+        const loads = editor.indexOf(`src="resources/${PACKAGE_NAME}/kasa-editor.js"`);
+        assert.ok(loads !== -1 && loads < uses, 'a <script src> of the helpers comes first');
       });
 
       it('has help with a summary line, Inputs and Outputs where it has them, and Details', function () {
