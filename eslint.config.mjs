@@ -39,5 +39,15 @@ export default tseslint.config(
       '@typescript-eslint/no-require-imports': 'off',
     },
   },
+  {
+    // Plain browser script for the Node-RED editor: linted without TypeScript's type information.
+    files: ['resources/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: { window: 'writable' },
+    },
+  },
   prettier,
 );
