@@ -95,14 +95,7 @@ export async function pollTarget(
   if (answered === undefined) {
     return recent.track(target.key, pollDevice(context, target, consumer));
   }
-  const outcome: PollOutcome = {
-    target,
-    readings: [],
-    devices: null,
-    problems: [],
-    notices: [],
-    daily: [],
-  };
+  const outcome = emptyOutcome(target);
   for (const reading of await answered) {
     const copy = cachedReading(reading);
     // The counter's on-time is not kept with the answer; a drop is then judged by the next value.
@@ -118,6 +111,10 @@ export async function pollTarget(
     outcome.readings.push(copy);
   }
   return outcome;
+}
+
+function emptyOutcome(target: PollTarget): PollOutcome {
+  return { target, readings: [], devices: null, problems: [], notices: [], daily: [] };
 }
 
 /**
@@ -140,14 +137,7 @@ async function pollDevice(
   );
   const ts = context.clock.now();
   const device = describeDevice(methodReply(reply, 'system', 'get_sysinfo'));
-  const outcome: PollOutcome = {
-    target,
-    readings: [],
-    devices: null,
-    problems: [],
-    notices: [],
-    daily: [],
-  };
+  const outcome = emptyOutcome(target);
   if (known !== undefined && known.device_id !== device.device_id) {
     outcome.notices.push({
       device_id: device.device_id,
