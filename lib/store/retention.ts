@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import type Database from 'better-sqlite3';
 
 import { type Clock, systemClock } from '../types';
+import { vacuumsIncrementally } from './database';
 import { LocalDays, systemTimeZone } from './local-day';
 
 /** Settings of one retention run. */
@@ -23,7 +24,10 @@ export interface RetentionOptions {
   checkpointAfterRows?: number;
   /** A -wal file larger than this is truncated after a run, bytes. Default 4 MiB. */
   walTruncateBytes?: number;
-  /** Give free pages back to the file system (only when the file uses auto_vacuum=INCREMENTAL). */
+  /**
+   * Give free pages back to the file system after the run. Only files created with
+   * auto_vacuum=INCREMENTAL can (every file this package creates; see `vacuumsIncrementally`).
+   */
   incrementalVacuum?: boolean;
   /** Shortest pause between two progress reports, ms. Default 250. */
   progressIntervalMs?: number;
@@ -307,9 +311,10 @@ export class RetentionEngine {
       this.db.pragma('wal_checkpoint(TRUNCATE)');
     }
     if (this.options.incrementalVacuum === true) {
-      // Only files created with auto_vacuum=INCREMENTAL (2) can give pages back in slices.
-      if (this.db.pragma('auto_vacuum', { simple: true }) === 2) {
+      if (vacuumsIncrementally(this.db)) {
+        // In slices of 2000 pages (8 MiB at the default page size), each its own short write.
         while ((this.db.pragma('freelist_count', { simple: true }) as number) > 0) {
+          this.options.beforeTransaction?.();
           this.db.pragma('incremental_vacuum(2000)');
         }
         this.db.pragma('wal_checkpoint(TRUNCATE)');

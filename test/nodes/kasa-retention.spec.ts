@@ -30,6 +30,7 @@ interface TestNode {
   receive(msg: object): void;
   status: { args: [Status][] };
   error: { args: [unknown][] };
+  warn: { args: [unknown][] };
 }
 const node = (id: string) => helper.getNode(id) as unknown as TestNode;
 
@@ -135,6 +136,44 @@ describe('kasa-retention node', function () {
       db.close();
     }
     assert.equal(node('retention').status.args.at(-1)?.[0].text, 'kasa-retention.status.done');
+  });
+
+  it('with Shrink file, hands the space of deleted rows back to the disk', async function () {
+    fill(2, 1);
+    const pages = (pragma: string): number => {
+      const db = new Database(file(), { readonly: true });
+      try {
+        return db.pragma(pragma, { simple: true }) as number;
+      } finally {
+        db.close();
+      }
+    };
+    const before = pages('page_count');
+    await helper.load(loadNodes, flow(file(), { vacuum: true }));
+    const out = collect(helper.getNode('out'), 1, 20_000);
+    node('retention').receive({});
+    const [{ payload }] = await out;
+    assert.equal(pages('freelist_count'), 0);
+    assert.ok(pages('page_count') < before / 2, `${pages('page_count')} of ${before} pages`);
+    assert.equal((payload as { db_bytes: number }).db_bytes, pages('page_count') * 4096);
+    assert.deepEqual(node('retention').warn.args, [], 'a file of this version can shrink');
+  });
+
+  it('says how to convert a file of an older version that cannot shrink, and still runs', async function () {
+    const plain = new Database(file());
+    plain.exec('CREATE TABLE from_an_older_version (x)');
+    plain.close();
+    const rows = fill(1, 1);
+    await helper.load(loadNodes, flow(file(), { vacuum: true }));
+    assert.equal(node('retention').warn.args.length, 1);
+    assert.match(
+      String(node('retention').warn.args[0]?.[0]),
+      /kasa-retention\.warnings\.no-vacuum/,
+    );
+    const out = collect(helper.getNode('out'), 1, 20_000);
+    node('retention').receive({});
+    const [{ payload }] = await out;
+    assert.equal((payload as { deleted: number }).deleted, rows);
   });
 
   it('rejects an unknown time zone at deploy', async function () {

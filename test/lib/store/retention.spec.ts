@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
+import BetterSqlite3 from 'better-sqlite3';
 import type Database from 'better-sqlite3';
 
-import { closeDatabase, openDatabase } from '../../../lib/store/database';
+import { closeDatabase, openDatabase, vacuumsIncrementally } from '../../../lib/store/database';
 import { LocalDays } from '../../../lib/store/local-day';
 import {
   RetentionEngine,
@@ -398,5 +399,58 @@ describe('RetentionEngine', function () {
   it('rejects negative horizons and unknown zones', () => {
     assert.throws(() => new RetentionEngine(db, { rawDays: -1 }), /rawDays/);
     assert.throws(() => new RetentionEngine(db, { timeZone: 'Mars/Olympus' }), RangeError);
+  });
+
+  describe('giving deleted space back (vacuum)', () => {
+    const T0 = Date.parse('2024-01-01T00:00:00Z');
+    const fill = (): void => {
+      // 40 days of one reading a minute: enough pages that the free list is obvious.
+      const rows: Row[] = [];
+      for (let ts = T0; ts < T0 + 40 * DAY; ts += 60_000)
+        rows.push({ ts, power_w: 5, energy_wh: 0.08 });
+      insert(1, rows);
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    };
+    const pages = (pragma: string) => db.pragma(pragma, { simple: true }) as number;
+
+    it('creates every new file able to vacuum in slices', () => {
+      assert.equal(vacuumsIncrementally(db), true);
+    });
+
+    it('with vacuum, hands the freed pages back and the file shrinks; without, keeps them for reuse', () => {
+      fill();
+      const now = T0 + 40 * DAY;
+      const before = pages('page_count');
+      run(now, { rawDays: 1, hourlyDays: 0, dailyDays: 365 });
+      const kept = pages('freelist_count');
+      assert.ok(kept > before / 2, `${kept} of ${before} pages are free but kept`);
+      assert.equal(pages('page_count'), before, 'without vacuum the file keeps its size');
+
+      const report = run(now, {
+        rawDays: 1,
+        hourlyDays: 0,
+        dailyDays: 365,
+        incrementalVacuum: true,
+      });
+      assert.equal(pages('freelist_count'), 0);
+      assert.ok(pages('page_count') <= before - kept, 'the free pages left the file');
+      assert.equal(report.db_bytes, pages('page_count') * pages('page_size'));
+      assert.equal(report.wal_bytes, 0);
+    });
+
+    it('leaves a file created without incremental auto-vacuum as it is, without failing', () => {
+      closeDatabase(db);
+      const file = join(temp.dir(), 'old.db');
+      const plain = new BetterSqlite3(file);
+      plain.exec('CREATE TABLE left_by_an_older_version (x)');
+      plain.close();
+      db = openDatabase(file);
+      assert.equal(vacuumsIncrementally(db), false);
+      fill();
+      const before = pages('page_count');
+      run(T0 + 40 * DAY, { rawDays: 1, hourlyDays: 0, incrementalVacuum: true });
+      assert.ok(pages('freelist_count') > 0);
+      assert.equal(pages('page_count'), before);
+    });
   });
 });
