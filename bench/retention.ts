@@ -4,7 +4,7 @@
 // (perf_hooks.monitorEventLoopDelay) and a main-thread connection keeps writing a poll cycle of
 // readings every 200 ms, so waits on the database lock show up as lag too. The -wal file is
 // sampled every 5 ms for its peak size. The source database is built once into
-// bench/results/retention-7m-v1.db (git-ignored) and copied per run. `npx tsx bench/retention.ts`;
+// bench/results/retention-7m-v2.db (git-ignored) and copied per run. `npx tsx bench/retention.ts`;
 // RETENTION_BUDGET_MS=n tries another transaction budget than the engine's default.
 import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,7 +22,8 @@ const ROWS = DEVICES * PER_DEVICE;
 /** Newest reading + 10 s: "now" of the run, so the 7 oldest days are past a 1-day raw horizon. */
 const END = Date.parse('2025-01-09T00:00:00Z');
 const START = END - PER_DEVICE * INTERVAL_MS;
-const GENERATOR = 1;
+// Bump when the data or the file format changes (2: files are created with auto_vacuum=INCREMENTAL).
+const GENERATOR = 2;
 const FILE = join(__dirname, 'results', `retention-7m-v${GENERATOR}.db`);
 
 export const RETENTION_TARGETS = { totalMs: 10_000, blockMs: 50, walBytes: 16 * 2 ** 20 };
