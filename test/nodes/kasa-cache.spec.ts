@@ -408,25 +408,19 @@ describe('kasa-cache and kasa-redis message catalogs', function () {
       .split('.')
       .reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], tree);
 
-  it('hold every key the node code and the editor ask for', function () {
+  // The editor's keys (dialog, validators, labels) are checked for every node set in
+  // editor-assets.spec.ts; these are the runtime's.
+  it('hold every key the node code asks for', function () {
     for (const type of ['kasa-cache', 'kasa-redis']) {
       const source = readFileSync(join(ROOT, 'nodes', `${type}.ts`), 'utf8');
-      const html = readFileSync(join(ROOT, 'nodes', `${type}.html`), 'utf8');
       const keys = [
         ...[...source.matchAll(/\bt\('([^']+)'/g)].map((match) => `${type}.${match[1]}`),
         ...[...source.matchAll(/t\(wasDown \? '([^']+)' : '([^']+)'/g)].flatMap((match) => [
           `${type}.${match[1]}`,
           `${type}.${match[2]}`,
         ]),
-        ...[...html.matchAll(/data-i18n="(?:\[[a-z]+\])?([^"]+)"/g)].map((match) => match[1]!),
-        // Namespaced keys (`<module>/<set>:<key>`) are looked up without the namespace.
-        ...[...html.matchAll(/RED\._\('(?:[^':]+:)?([^']+)'\)/g)].map((match) => match[1]!),
-        ...[...html.matchAll(/say\(this, '([^']+)'\)/g)].map((match) => match[1]!),
-        ...[...html.matchAll(/numberIn\([^)]*'([A-Za-z]+)'\)/g)].map(
-          (match) => `${type}.validation.${match[1]}`,
-        ),
       ];
-      assert.ok(keys.length > 10, type);
+      assert.ok(keys.length >= 2, `${type}: ${keys.length} keys`);
       for (const key of keys) {
         assert.equal(typeof lookup(catalog(type), key), 'string', `${key} in ${type}.json`);
       }
