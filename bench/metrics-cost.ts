@@ -15,7 +15,7 @@ import { median } from './support/stats';
 
 const DEVICES = 8;
 const ROUNDS = 2000;
-const REPEATS = 21;
+const REPEATS = 31;
 const WARMUP_ROUNDS = 300;
 
 interface DriverResult {

@@ -11,13 +11,24 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './
 
 interface KasaPollDef extends NodeDef {
   pool: string;
-  devices: string;
+  /** Entries one per line or comma-separated; flows written by hand may hold a list. */
+  devices?: unknown;
   interval: number | string;
   output: 'reading' | 'cycle';
 }
 
 interface PollRequest extends NodeMessageInFlow {
   interval?: unknown;
+}
+
+/** The device list as the text the editor stores; a list of entries joins into it. */
+function deviceListText(devices: unknown): string | Error {
+  if (devices === undefined || devices === null) return '';
+  if (typeof devices === 'string') return devices;
+  if (Array.isArray(devices) && devices.every((entry) => typeof entry === 'string')) {
+    return devices.join('\n');
+  }
+  return new Error(JSON.stringify(devices));
 }
 
 export = function (RED: NodeAPI): void {
@@ -30,7 +41,11 @@ export = function (RED: NodeAPI): void {
       this.error(t('errors.no-pool'));
       return;
     }
-    const { targets, errors } = parseDeviceList(def.devices);
+    const listText = deviceListText(def.devices);
+    if (listText instanceof Error) {
+      this.error(t('errors.bad-device-list', { value: listText.message }));
+    }
+    const { targets, errors } = parseDeviceList(listText instanceof Error ? '' : listText);
     for (const error of errors) this.error(describeError(RED, error));
     const intervalS = numberSetting(RED, this, 'interval', def.interval, {
       fallback: 30,

@@ -189,6 +189,32 @@ describe('kasa-poll node', function () {
     assert.equal((await received)[0].topic, plug.deviceId);
   });
 
+  it('takes a hand-written list of entries, and names a device list of the wrong shape without failing', async function () {
+    const plug = await device('KP115(EU)_1.0_1.0.16');
+    await helper.load(loadNodes, flow({ devices: [`127.0.0.1:${plug.port}`] }));
+    const received = collect(helper.getNode('out'), 1);
+    helper.getNode('poll').receive({ payload: 'go' });
+    assert.equal((await received)[0].topic, plug.deviceId);
+    await unloadAll();
+
+    for (const devices of [42, { host: '127.0.0.1' }, undefined]) {
+      await helper.load(loadNodes, flow({ devices }));
+      const poll = helper.getNode('poll');
+      const errors = (poll.error as any).args.map((call: any[]) => String(call[0]));
+      assert.deepEqual(
+        errors,
+        devices === undefined ? [] : ['kasa-poll.errors.bad-device-list'],
+        String(devices),
+      );
+      assert.deepEqual((poll.status as any).lastCall.args[0], {
+        fill: 'red',
+        shape: 'ring',
+        text: 'kasa-poll.status.no-devices',
+      });
+      await unloadAll();
+    }
+  });
+
   it('shows a red status and an error without a pool', async function () {
     await helper.load(loadNodes, [
       { id: 'tab', type: 'tab' },
