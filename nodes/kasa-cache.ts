@@ -4,7 +4,7 @@ import { instrumentCache } from '../lib/metrics/instrument';
 import type { SecondLevelState } from '../lib/cache/types';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput } from './shared/lifecycle';
+import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { metricsOf } from './shared/metrics';
 import type { RedisConfigNode } from './shared/redis-node';
 import { numberSetting } from './shared/settings';
@@ -47,7 +47,7 @@ export = function (RED: NodeAPI): void {
     });
     const redisNode = def.redis ? (RED.nodes.getNode(def.redis) as RedisConfigNode | null) : null;
     const connection = redisNode?.connection ?? null;
-    if (def.redis && connection === null) this.error(t('errors.no-redis'));
+    if (def.redis && connection === null) reportSetupError(this, t('errors.no-redis'));
 
     let lease: CacheLease;
     try {
@@ -59,7 +59,7 @@ export = function (RED: NodeAPI): void {
       });
     } catch (error) {
       status.error(this, t('status.bad-settings'));
-      this.error(describeError(RED, error));
+      reportSetupError(this, describeError(RED, error));
       return;
     }
     if (lease.replacedOthers) this.warn(t('log.rebuilt', { cache: name }));

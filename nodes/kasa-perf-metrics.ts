@@ -4,7 +4,7 @@ import type { MetricsRegistry, MetricsSnapshot } from '../lib/metrics/registry';
 import { CrossingWatch } from '../lib/metrics/threshold';
 import { errorMessage } from '../lib/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput } from './shared/lifecycle';
+import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { metricsRegistry } from './shared/metrics';
 import { numberSetting } from './shared/settings';
 import { status } from './shared/status';
@@ -62,6 +62,8 @@ export = function (RED: NodeAPI): void {
     });
     const endpoint = def.endpoint === true || def.endpoint === 'true';
     const path = def.path?.trim() || DEFAULT_PATH;
+    // The snapshots go on, but the status keeps saying the endpoint is not served.
+    const badPath = endpoint && !validPath(path);
     const settings = RED.settings as PerfSettings;
     const memoryUsage = settings.kasaMonitor?.memoryUsage ?? (() => process.memoryUsage());
 
@@ -78,7 +80,8 @@ export = function (RED: NodeAPI): void {
         p95: p95 === undefined ? '-' : p95.toFixed(1),
         hits: rate === null ? '-' : `${Math.round(rate * 100)}%`,
       });
-      if (memoryWatch?.isAbove === true) status.degraded(this, text);
+      if (badPath) status.error(this, t('status.bad-path'));
+      else if (memoryWatch?.isAbove === true) status.degraded(this, text);
       else status.ok(this, text);
     };
 
@@ -121,9 +124,9 @@ export = function (RED: NodeAPI): void {
     let handler: ((req: Request, res: Response) => void) | null = null;
     status.idle(this, t('status.waiting'));
     if (endpoint) {
-      if (!validPath(path)) {
+      if (badPath) {
         status.error(this, t('status.bad-path'));
-        this.error(t('errors.bad-path', { path }));
+        reportSetupError(this, t('errors.bad-path', { path }));
       } else {
         handler = (_req, res) => {
           metrics.prometheus().then(

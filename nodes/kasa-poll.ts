@@ -4,7 +4,7 @@ import { Poller, type PollCycle } from '../lib/polling/poller';
 import type { DevicePoolNode } from './shared/device-pool-node';
 import { translator } from './shared/i18n';
 import { describeError } from './shared/errors';
-import { onClose, onInput } from './shared/lifecycle';
+import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
@@ -38,15 +38,15 @@ export = function (RED: NodeAPI): void {
     const poolNode = RED.nodes.getNode(def.pool) as DevicePoolNode | null;
     if (poolNode === null) {
       status.error(this, t('status.no-pool'));
-      this.error(t('errors.no-pool'));
+      reportSetupError(this, t('errors.no-pool'));
       return;
     }
     const listText = deviceListText(def.devices);
     if (listText instanceof Error) {
-      this.error(t('errors.bad-device-list', { value: listText.message }));
+      reportSetupError(this, t('errors.bad-device-list', { value: listText.message }));
     }
     const { targets, errors } = parseDeviceList(listText instanceof Error ? '' : listText);
-    for (const error of errors) this.error(describeError(RED, error));
+    for (const error of errors) reportSetupError(this, describeError(RED, error));
     const intervalS = numberSetting(RED, this, 'interval', def.interval, {
       fallback: 30,
       min: 0,

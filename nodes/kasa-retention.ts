@@ -6,7 +6,7 @@ import type { DatabaseLease } from '../lib/store/registry';
 import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput } from './shared/lifecycle';
+import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
 import { status } from './shared/status';
@@ -37,7 +37,7 @@ export = function (RED: NodeAPI): void {
       if (timeZone !== '') new LocalDays(timeZone);
     } catch {
       status.error(this, t('status.bad-timezone'));
-      this.error(t('errors.bad-timezone', { zone: timeZone }));
+      reportSetupError(this, t('errors.bad-timezone', { zone: timeZone }));
       return;
     }
     const setting = (name: 'rawDays' | 'hourlyDays' | 'dailyDays' | 'every', rule: NumberRule) =>
@@ -58,7 +58,7 @@ export = function (RED: NodeAPI): void {
       lease = source.acquire({});
     } catch (error) {
       status.error(this, t('status.open-failed'));
-      this.error(describeError(RED, error));
+      reportSetupError(this, describeError(RED, error));
     }
 
     if (options.incrementalVacuum && lease !== null && !vacuumsIncrementally(lease.db)) {

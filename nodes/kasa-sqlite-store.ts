@@ -8,7 +8,7 @@ import type { DatabaseLease } from '../lib/store/registry';
 import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput } from './shared/lifecycle';
+import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
 import { metricsOf } from './shared/metrics';
 import { status, throttled } from './shared/status';
@@ -155,7 +155,7 @@ export = function (RED: NodeAPI): void {
     const modeName = def.mode?.trim() || 'store';
     if (modeName !== 'store' && modeName !== 'query') {
       status.error(this, t('status.unsupported-mode'));
-      this.error(t('errors.unsupported-mode', { mode: def.mode }));
+      reportSetupError(this, t('errors.unsupported-mode', { mode: def.mode }));
       return;
     }
 

@@ -1,5 +1,6 @@
 import type { DatabaseSource } from '../../lib/store/registry';
 import type { Translate } from './i18n';
+import { reportSetupError } from './lifecycle';
 import { status } from './status';
 import type { Node, NodeAPI } from './types';
 
@@ -16,6 +17,6 @@ export function databaseOf(
   const config = RED.nodes.getNode(configId) as (Node & { database?: DatabaseSource }) | null;
   if (config?.database !== undefined) return config.database;
   status.error(node, t('status.no-config'));
-  node.error(t('errors.missing-config'));
+  reportSetupError(node, t('errors.missing-config'));
   return null;
 }

@@ -38,3 +38,19 @@ export function onClose(node: Node, handler: (removed: boolean) => unknown): voi
       .finally(done);
   });
 }
+
+/**
+ * Reports a problem found while the node starts (a setting it cannot use, a missing config node)
+ * to the log, the debug sidebar and Catch nodes. Node-RED lists a flow's Catch nodes only once
+ * every node of the flow exists, so the report waits for the end of the current turn, after the
+ * flow has started; a node closed before then reports nothing.
+ */
+export function reportSetupError(node: Node, text: string): void {
+  let closed = false;
+  node.on('close', () => {
+    closed = true;
+  });
+  setImmediate(() => {
+    if (!closed) node.error(text, {});
+  });
+}

@@ -1,3 +1,4 @@
+import { reportSetupError } from './lifecycle';
 import { MODULE_NAME, type Node, type NodeAPI } from './types';
 
 /** What a numeric node setting may be; outside it the fallback is used and the user told. */
@@ -48,7 +49,8 @@ export function numberSetting(
   const unset = UNRESOLVED_ENV.exec(text);
   const key =
     unset !== null ? 'env-not-set' : rule.integer === true ? 'not-a-whole-number' : 'not-a-number';
-  node.error(
+  reportSetupError(
+    node,
     RED._(`${MODULE_NAME}/kasa-device-pool:kasa-device-pool.settings.${key}`, {
       name,
       value: text,

@@ -327,8 +327,16 @@ describe('kasa-perf-metrics node', function () {
 
   it('refuses an unusable path without serving anything', async function () {
     await helper.load(loadNodes, flow({ endpoint: true, path: 'no slash' }));
+    const [caught] = await collect(helper.getNode('caught'), 1);
+    assert.match(caught.error.message, /kasa-perf-metrics\.errors\.bad-path/);
     assert.equal(lastStatus('perf').fill, 'red');
     assert.equal(routes('no slash'), 0);
+    await snapshot();
+    assert.deepEqual(
+      [lastStatus('perf').fill, lastStatus('perf').text],
+      ['red', 'kasa-perf-metrics.status.bad-path'],
+      'a snapshot does not paint over the problem',
+    );
   });
 
   it('says so when metrics are switched off, and records nothing', async function () {

@@ -179,6 +179,12 @@ describe('kasa-poll node', function () {
       loadNodes,
       flow({ devices: `not a host!\n127.0.0.1:${plug.port}\n127.0.0.1:99999` }),
     );
+    // Reported once the flow has started, so the Catch node (created after kasa-poll) gets them.
+    const caught = await collect(helper.getNode('caught'), 2);
+    assert.deepEqual(
+      caught.map((msg) => msg.error.source.id),
+      ['poll', 'poll'],
+    );
     const poll = helper.getNode('poll');
     const errors = (poll.error as any).args.map((call: any[]) => String(call[0]));
     assert.equal(errors.length, 2);

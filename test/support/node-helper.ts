@@ -7,6 +7,15 @@ export const helper = testHelper as unknown as Omit<typeof testHelper, 'load'> &
   load(nodes: unknown[], flow: object[], credentials?: object): Promise<void>;
 };
 
+// Problems found while nodes start are reported after the flow has started (reportSetupError):
+// load resolves after that turn, so node.error has been called, and what Catch nodes pass on
+// reaches their wired helper nodes just after (listen with collect() right after load).
+const loadFlows = testHelper.load.bind(testHelper);
+(testHelper as unknown as typeof helper).load = async (nodes, flow, credentials) => {
+  await (loadFlows as unknown as typeof helper.load)(nodes, flow, credentials);
+  await new Promise((resolve) => setImmediate(resolve));
+};
+
 // Pools close as soon as their config node stops, so every test can check nothing is left open.
 testHelper.init(require.resolve('node-red'), {
   kasaMonitor: { poolLingerMs: 0, dbRetryMs: 200 },
