@@ -59,3 +59,16 @@ export const TRANSIENT_CODES: ReadonlySet<KasaErrorCode> = new Set([
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * A short description of a value that was not what was asked for, for error messages: strings
+ * quoted (cut at 60 characters), numbers and booleans as themselves (NaN stays NaN, where JSON
+ * would say null), otherwise the kind of value.
+ */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 60));
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return typeof value === 'object' ? 'an object' : typeof value;
+}

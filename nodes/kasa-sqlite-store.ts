@@ -207,7 +207,8 @@ export = function (RED: NodeAPI): void {
       if (mode !== null) return mode.input(msg, send);
       if (failure === null) return undefined;
       failure.refused += 1;
-      status.error(this, t('status.open-failed-refused', { refused: failure.refused }));
+      const refusedKey = modeName === 'store' ? 'open-failed-refused' : 'open-failed-unanswered';
+      status.error(this, t(`status.${refusedKey}`, { refused: failure.refused }));
       if (failure.refused === 1)
         throw new Error(describeError(RED, failure.error), { cause: failure.error });
       return undefined;

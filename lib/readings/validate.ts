@@ -1,4 +1,4 @@
-import { KasaError } from '../errors';
+import { describeValue, KasaError } from '../errors';
 import type { DeviceDay, DeviceInfo, Reading } from '../types';
 
 /** Timestamps below this (March 1973 in ms) are almost surely seconds since the epoch. */
@@ -27,7 +27,7 @@ export interface RejectedItem {
  */
 export function toReading(value: unknown): Reading {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw badReading(`a reading must be an object, got ${describeType(value)}`);
+    throw badReading(`a reading must be an object, got ${describeValue(value)}`);
   }
   const raw = value as Record<string, unknown>;
   const deviceId = raw.device_id;
@@ -35,7 +35,7 @@ export function toReading(value: unknown): Reading {
     throw badReading(
       deviceId === undefined || deviceId === null || deviceId === ''
         ? 'device_id is missing'
-        : `device_id must be a non-empty string, got ${describeType(deviceId)}`,
+        : `device_id must be a non-empty string, got ${describeValue(deviceId)}`,
     );
   }
   const energy = toNumber(raw.energy_wh);
@@ -75,7 +75,7 @@ export function toReadings(payload: unknown): { readings: Reading[]; rejected: R
  */
 export function toDeviceInfo(value: unknown): DeviceInfo {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw badReading(`a device must be an object, got ${describeType(value)}`);
+    throw badReading(`a device must be an object, got ${describeValue(value)}`);
   }
   const raw = value as Record<string, unknown>;
   const deviceId = raw.device_id;
@@ -114,7 +114,7 @@ export function toDeviceInfos(payload: unknown): {
  */
 export function toDeviceDay(value: unknown): DeviceDay {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw badReading(`a device day must be an object, got ${describeType(value)}`);
+    throw badReading(`a device day must be an object, got ${describeValue(value)}`);
   }
   const raw = value as Record<string, unknown>;
   const deviceId = raw.device_id;
@@ -123,11 +123,11 @@ export function toDeviceDay(value: unknown): DeviceDay {
   }
   const day = raw.day;
   if (typeof day !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(day)) {
-    throw badReading(`day must be a 'YYYY-MM-DD' date, got ${describeType(day)}`);
+    throw badReading(`day must be a 'YYYY-MM-DD' date, got ${describeValue(day)}`);
   }
   const energy = toNumber(raw.energy_wh);
   if (energy === null) {
-    throw badReading(`energy_wh must be a number >= 0, got ${describeType(raw.energy_wh)}`);
+    throw badReading(`energy_wh must be a number >= 0, got ${describeValue(raw.energy_wh)}`);
   }
   if (energy < 0) throw badReading(`energy_wh must be >= 0, got ${energy}`);
   return {
@@ -220,10 +220,10 @@ function toTimestamp(value: unknown): number {
   } else if (value === undefined || value === null || value === '') {
     throw badReading('ts is missing');
   } else {
-    throw badReading(`ts must be ms since the epoch or an ISO time, got ${describeType(value)}`);
+    throw badReading(`ts must be ms since the epoch or an ISO time, got ${describeValue(value)}`);
   }
   if (!Number.isFinite(ms)) {
-    throw badReading(`ts is not a valid time: ${JSON.stringify(value)}`);
+    throw badReading(`ts is not a valid time: ${describeValue(value)}`);
   }
   if (ms < MIN_PLAUSIBLE_TS_MS) {
     throw badReading(`ts must be in ms since the epoch; ${ms} looks like seconds`);
@@ -257,11 +257,4 @@ function toBoolean(value: unknown): boolean | null {
 
 function badReading(message: string): KasaError {
   return new KasaError('BAD_READING', message);
-}
-
-function describeType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.slice(0, 40))}`;
-  return typeof value;
 }

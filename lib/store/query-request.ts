@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 
-import { KasaError } from '../errors';
+import { describeValue, KasaError } from '../errors';
 
 export type QueryType = 'history' | 'latest' | 'summary';
 /** The table a query reads: raw readings, hourly_summaries or daily_summaries. */
@@ -149,7 +149,7 @@ export function parseQuery(
     Array.isArray(value) ||
     value instanceof Date
   ) {
-    throw badQuery('payload', `a query must be an object, got ${describe(value)}`);
+    throw badQuery('payload', `a query must be an object, got ${describeValue(value)}`);
   }
   const raw = value as Record<string, unknown>;
   for (const [key, item] of Object.entries(raw)) {
@@ -163,7 +163,7 @@ export function parseQuery(
       'type',
       type === undefined
         ? `type is missing; use ${TYPES.join(', ')}`
-        : `unknown query type ${describe(type)}; use ${TYPES.join(', ')}`,
+        : `unknown query type ${describeValue(type)}; use ${TYPES.join(', ')}`,
     );
   }
   const queryType = type as QueryType;
@@ -202,7 +202,10 @@ export function encodeCursor(query: ParsedQuery, position: CursorPosition): stri
 function parseCursor(value: unknown, shape: string): CursorPosition | null {
   if (value === undefined || value === null || value === '') return null;
   if (typeof value !== 'string') {
-    throw badQuery('cursor', `cursor must be the string of next_cursor, got ${describe(value)}`);
+    throw badQuery(
+      'cursor',
+      `cursor must be the string of next_cursor, got ${describeValue(value)}`,
+    );
   }
   let body: unknown;
   try {
@@ -248,11 +251,11 @@ function parseTime(name: string, value: unknown, fallback: number): number {
   } else {
     throw badQuery(
       name,
-      `${name} must be ms since the epoch or an ISO time, got ${describe(value)}`,
+      `${name} must be ms since the epoch or an ISO time, got ${describeValue(value)}`,
     );
   }
   if (!Number.isFinite(ms) || Math.abs(ms) > MAX_TIME) {
-    throw badQuery(name, `${name} is not a valid time: ${describe(value)}`);
+    throw badQuery(name, `${name} is not a valid time: ${describeValue(value)}`);
   }
   return Math.round(ms);
 }
@@ -264,7 +267,7 @@ function parseDevices(one: unknown, many: unknown, maxDevices: number): string[]
   const ids = new Set<string>();
   const add = (name: string, id: unknown): void => {
     if (typeof id !== 'string' || id.trim() === '') {
-      throw badQuery(name, `${name} must hold non-empty strings, got ${describe(id)}`);
+      throw badQuery(name, `${name} must hold non-empty strings, got ${describeValue(id)}`);
     }
     ids.add(id.trim());
   };
@@ -274,7 +277,7 @@ function parseDevices(one: unknown, many: unknown, maxDevices: number): string[]
   else if (many !== undefined && many !== null) {
     throw badQuery(
       'device_ids',
-      `device_ids must be an array of device ids, got ${describe(many)}`,
+      `device_ids must be an array of device ids, got ${describeValue(many)}`,
     );
   }
   if (ids.size > maxDevices) {
@@ -290,7 +293,7 @@ function parseTier(type: QueryType, value: unknown): Tier | 'auto' {
   if (value === undefined || value === null || value === '')
     return type === 'summary' ? 'auto' : 'raw';
   if (!(TIERS as readonly unknown[]).includes(value)) {
-    throw badQuery('tier', `unknown tier ${describe(value)}; use ${TIERS.join(', ')}`);
+    throw badQuery('tier', `unknown tier ${describeValue(value)}; use ${TIERS.join(', ')}`);
   }
   if (type !== 'summary' && value !== 'raw') {
     throw badQuery(
@@ -304,7 +307,7 @@ function parseTier(type: QueryType, value: unknown): Tier | 'auto' {
 function parseOrder(type: QueryType, value: unknown): Order {
   if (value === undefined || value === null || value === '') return 'asc';
   if (value !== 'asc' && value !== 'desc') {
-    throw badQuery('order', `order must be "asc" or "desc", got ${describe(value)}`);
+    throw badQuery('order', `order must be "asc" or "desc", got ${describeValue(value)}`);
   }
   if (type === 'latest' && value !== 'asc') {
     throw badQuery(
@@ -319,7 +322,7 @@ function parseLimit(value: unknown, limits: QueryLimits): number {
   if (value === undefined || value === null || value === '') return limits.defaultLimit;
   const limit = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
-    throw badQuery('limit', `limit must be a whole number from 1, got ${describe(value)}`);
+    throw badQuery('limit', `limit must be a whole number from 1, got ${describeValue(value)}`);
   }
   if (limit > limits.maxLimit) {
     throw badQuery(
@@ -336,14 +339,18 @@ function parseFields(type: QueryType, value: unknown): string[] {
   let names: unknown[];
   if (typeof value === 'string') names = value.split(',').map((name) => name.trim());
   else if (Array.isArray(value)) names = value as unknown[];
-  else throw badQuery('fields', `fields must be an array of column names, got ${describe(value)}`);
+  else
+    throw badQuery(
+      'fields',
+      `fields must be an array of column names, got ${describeValue(value)}`,
+    );
   if (names.length === 0) return [...known];
   const fields: string[] = [];
   for (const name of names) {
     if (typeof name !== 'string' || !known.includes(name)) {
       throw badQuery(
         'fields',
-        `unknown field ${describe(name)} for ${type}; known fields: ${known.join(', ')}`,
+        `unknown field ${describeValue(name)} for ${type}; known fields: ${known.join(', ')}`,
       );
     }
     if (!fields.includes(name)) fields.push(name);
@@ -355,7 +362,7 @@ function parseDays(name: string, value: unknown, fallbackMs: number): number {
   if (value === undefined || value === null || value === '') return fallbackMs;
   const days = typeof value === 'string' ? Number(value) : value;
   if (typeof days !== 'number' || !Number.isFinite(days) || days <= 0) {
-    throw badQuery(name, `${name} must be a positive number of days, got ${describe(value)}`);
+    throw badQuery(name, `${name} must be a positive number of days, got ${describeValue(value)}`);
   }
   return days * DAY_MS;
 }
@@ -370,12 +377,4 @@ export function compareIds(a: string, b: string): number {
 
 function badQuery(field: string, message: string): KasaError {
   return new KasaError('BAD_QUERY', message, { field });
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 60));
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return typeof value;
 }

@@ -210,7 +210,7 @@ describe('kasa-poll node', function () {
       assert.deepEqual(
         errors,
         devices === undefined ? [] : ['kasa-poll.errors.bad-device-list'],
-        String(devices),
+        JSON.stringify(devices),
       );
       assert.deepEqual((poll.status as any).lastCall.args[0], {
         fill: 'red',

@@ -167,7 +167,7 @@ describe('kasa-sqlite-store node', function () {
     assert.equal(msg.error.source.id, 'store');
     assert.match(msg.error.message, /kasa-sqlite-store\.errors\.rejected /);
     assert.match(msg.error.message, /"count":1,"total":1/);
-    assert.match(msg.error.message, /payload\[0\]: a reading must be an object, got the string/);
+    assert.match(msg.error.message, /payload\[0\]: a reading must be an object, got \\"hello\\"/);
     await delay(50);
     assert.equal(sent, 0);
   });
@@ -444,6 +444,18 @@ describe('kasa-sqlite-store node', function () {
       assert.equal(answered, 0);
       const after = await ask({ type: 'history' });
       assert.equal(after.payload.length, 2, 'the node still answers');
+    });
+
+    it('should count the queries it could not answer while the database cannot be opened', async function () {
+      await helper.load(loadNodes, queryFlow(join(temp.dir(), 'no-such-dir', 'q.db')));
+      for (let index = 0; index < 2; index += 1)
+        node('query').receive({ payload: { type: 'latest' } });
+      await delay(50);
+      assert.deepEqual(ownStatusCalls(node('query')).at(-1), {
+        fill: 'red',
+        shape: 'ring',
+        text: 'kasa-sqlite-store.status.open-failed-unanswered {"refused":2}',
+      });
     });
 
     it('should refuse a mode it does not know', async function () {

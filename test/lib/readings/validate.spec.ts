@@ -49,17 +49,18 @@ describe('toReading()', function () {
   });
 
   it('should reject non-objects, naming what was received', function () {
-    badReading('hello', /must be an object, got the string "hello"/);
+    badReading('hello', /must be an object, got "hello"/);
     badReading(null, /got null/);
     badReading([1], /got an array/);
-    badReading(42, /got number/);
+    badReading(42, /got 42/);
+    badReading({ device_id: DEVICE, ts: NaN }, /ts is not a valid time: NaN/);
   });
 
   it('should reject a missing or empty device_id', function () {
     badReading({ ts: TS }, /device_id is missing/);
     badReading({ device_id: '', ts: TS }, /device_id is missing/);
     badReading({ device_id: '   ', ts: TS }, /device_id must be a non-empty string/);
-    badReading({ device_id: 7, ts: TS }, /device_id must be a non-empty string, got number/);
+    badReading({ device_id: 7, ts: TS }, /device_id must be a non-empty string, got 7/);
   });
 
   it('should reject a missing, invalid or seconds-based ts', function () {
@@ -210,9 +211,9 @@ describe('toStoreInput()', function () {
     assert.deepEqual(input.readings, []);
     assert.equal(
       describeRejected(input.rejected),
-      'daily[1]: day must be a \'YYYY-MM-DD\' date, got the string "31.08.2022"; ' +
+      'daily[1]: day must be a \'YYYY-MM-DD\' date, got "31.08.2022"; ' +
         'daily[2]: energy_wh must be >= 0, got -5; ' +
-        'daily[3]: energy_wh must be a number >= 0, got the string "NaN"',
+        'daily[3]: energy_wh must be a number >= 0, got "NaN"',
     );
   });
 
