@@ -29,18 +29,22 @@
       };
     }
     // A number within [low, high] (whole if asked), or ${ENV_VAR} that Node-RED fills in at deploy.
+    // Absent (a flow from an older version, or written by hand) is fine: the runtime uses the
+    // default; a field the user emptied is not.
     function numberIn(messageKey, low, high, whole) {
-      return rule(messageKey, function (text) {
-        if (ENV.test(text)) return true;
-        var number = Number(text);
-        return (
-          text !== '' &&
-          isFinite(number) &&
-          number >= low &&
-          number <= high &&
-          (!whole || Math.floor(number) === number)
-        );
-      });
+      return optional(
+        rule(messageKey, function (text) {
+          if (ENV.test(text)) return true;
+          var number = Number(text);
+          return (
+            text !== '' &&
+            isFinite(number) &&
+            number >= low &&
+            number <= high &&
+            (!whole || Math.floor(number) === number)
+          );
+        }),
+      );
     }
     // Properties added in later versions are absent from older flows: absent means the default.
     function optional(validate) {

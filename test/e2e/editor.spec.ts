@@ -357,9 +357,10 @@ describe('editor in a real browser (chromium)', function () {
     assert.deepEqual(errors.errors, ['Device pool: property value missing']);
   });
 
-  it('keeps a device pool from an older flow (without the discovery properties) valid', async function () {
+  it('keeps nodes from an older or hand-written flow valid: absent numbers take the defaults', async function () {
     const result = await page.evaluate(() => {
-      RED.view.importNodes([
+      const older = [
+        // An older device pool: without the discovery properties.
         {
           id: 'oldpool',
           type: 'kasa-device-pool',
@@ -368,14 +369,31 @@ describe('editor in a real browser (chromium)', function () {
           retries: 2,
           maxPowerW: 4000,
         },
-      ]);
-      const node = RED.nodes.node('oldpool');
-      RED.editor.validateNode(node);
-      const outcome = { valid: node.valid, errors: node.validationErrors };
-      RED.nodes.remove('oldpool');
-      return outcome;
+        // Hand-written: nothing but what has no default.
+        { id: 'barepool', type: 'kasa-device-pool' },
+        { id: 'bareretention', type: 'kasa-retention', z: RED.workspaces.active(), db: 'db1' },
+        { id: 'bareperf', type: 'kasa-perf-metrics', z: RED.workspaces.active() },
+      ];
+      RED.view.importNodes(older);
+      return older.map(({ id }) => {
+        const node = RED.nodes.node(id);
+        RED.editor.validateNode(node);
+        const outcome = { id, valid: node.valid, errors: node.validationErrors };
+        RED.nodes.remove(id);
+        return outcome;
+      });
     });
-    assert.deepEqual(result, { valid: true, errors: [] });
+    for (const outcome of result) assert.deepEqual(outcome.errors, [], outcome.id);
+    assert.ok(
+      result.every((outcome) => outcome.valid),
+      JSON.stringify(result),
+    );
+    // A field the user emptied is still refused.
+    const emptied = await page.evaluate(() => {
+      const def = RED.nodes.getType('kasa-device-pool');
+      return def.defaults.timeout.validate.call({ _: def._ }, '', {});
+    });
+    assert.equal(typeof emptied, 'string');
   });
 
   it('kasa-poll’s dialog rejects a malformed device entry with the explanation and accepts a good one', async function () {

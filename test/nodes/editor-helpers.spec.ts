@@ -39,7 +39,8 @@ describe('editor helpers shared by every dialog (resources/kasa-editor.js)', fun
     for (const good of [1, '1', ' 30 ', 60, '2.5', '${POLL_SECONDS}']) {
       assert.equal(seconds.call(node(), good, {}), true, String(good));
     }
-    for (const bad of ['', ' ', 0, '61', 'soon', '${not valid}', undefined, null, 'NaN']) {
+    assert.equal(seconds.call(node(), undefined, {}), true, 'absent: the runtime’s default');
+    for (const bad of ['', ' ', 0, '61', 'soon', '${not valid}', null, 'NaN']) {
       assert.equal(
         seconds.call(node(), bad, {}),
         'text of kasa-test.validation.seconds',
