@@ -296,6 +296,10 @@ describe('editor in a real browser (chromium)', function () {
           `${type}: untranslated label ${label}`,
         );
       }
+      // The tray slides in (a CSS transition of `right`): the picture waits until it is in place.
+      await page.waitForFunction(
+        () => getComputedStyle($('.red-ui-tray').last()[0] as Element).right === '0px',
+      );
       await saveScreenshot(page, `dialog-${type}`);
       await page.evaluate(() => RED.tray.close());
       await page.waitForFunction(() => $('.red-ui-tray:visible').length === 0);
