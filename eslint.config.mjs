@@ -46,7 +46,7 @@ export default tseslint.config(
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
       sourceType: 'script',
-      globals: { window: 'writable' },
+      globals: { window: 'writable', RED: 'readonly', $: 'readonly' },
     },
   },
   prettier,

@@ -62,6 +62,25 @@
     function labelStyle() {
       return this.name ? 'node_label_italic' : '';
     }
+    function absentProperties(node) {
+      return Object.keys(RED.nodes.getType(type).defaults).filter(function (name) {
+        return node[name] === undefined;
+      });
+    }
+    // Called from the dialog's oneditprepare: a property absent from the node (an older or
+    // hand-written flow) shows its default instead of an empty field marked invalid.
+    function showDefaults() {
+      var absent = absentProperties(this);
+      var definition = RED.nodes.getType(type);
+      var prefix = definition.category === 'config' ? '#node-config-input-' : '#node-input-';
+      absent.forEach(function (name) {
+        var fallback = definition.defaults[name].value;
+        if (fallback === undefined || fallback === '') return;
+        var input = $(prefix + name);
+        if (input.is(':checkbox')) input.prop('checked', Boolean(fallback));
+        else input.val(fallback);
+      });
+    }
     return {
       say: say,
       rule: rule,
@@ -70,6 +89,7 @@
       paletteLabel: paletteLabel,
       label: label,
       labelStyle: labelStyle,
+      showDefaults: showDefaults,
     };
   }
 

@@ -301,6 +301,15 @@ describe('editor in a real browser (chromium)', function () {
         () => getComputedStyle($('.red-ui-tray').last()[0] as Element).right === '0px',
       );
       await saveScreenshot(page, `dialog-${type}`);
+      // Every dialog opens valid: properties a node lacks (a node added by a newer version of
+      // this test, or a hand-written flow) show their defaults, not empty fields marked invalid.
+      const invalid = await page.evaluate(
+        () =>
+          $('.red-ui-tray:last .input-error')
+            .map((_: number, el: HTMLElement) => el.id)
+            .get() as string[],
+      );
+      assert.deepEqual(invalid, [], `${type}: fields marked invalid`);
       await page.evaluate(() => RED.tray.close());
       await page.waitForFunction(() => $('.red-ui-tray:visible').length === 0);
       assert.deepEqual(pageErrors.slice(errorsBefore), [], `${type} dialog`);
