@@ -21,12 +21,14 @@
     function say(node, key) {
       return node && typeof node._ === 'function' ? node._(key) : key;
     }
-    // A validator from a check of the trimmed text.
+    // A validator from a check of the trimmed text. A property absent from the node (a flow from
+    // an older version, or written by hand) passes: the runtime uses its default. A field the
+    // user emptied is checked like any other text.
     function rule(messageKey, check) {
-      return function (value, opt) {
+      return optional(function (value, opt) {
         var ok = check.call(this, textOf(value));
         return ok || (opt ? say(this, type + '.validation.' + messageKey) : false);
-      };
+      });
     }
     // A number within [low, high] (whole if asked), or ${ENV_VAR} that Node-RED fills in at deploy.
     // Absent (a flow from an older version, or written by hand) is fine: the runtime uses the
@@ -46,7 +48,7 @@
         }),
       );
     }
-    // Properties added in later versions are absent from older flows: absent means the default.
+    // Absent means the runtime's default (properties added in later versions, hand-written flows).
     function optional(validate) {
       return function (value, opt) {
         return value === undefined || validate.call(this, value, opt);
@@ -85,7 +87,6 @@
       say: say,
       rule: rule,
       numberIn: numberIn,
-      optional: optional,
       paletteLabel: paletteLabel,
       label: label,
       labelStyle: labelStyle,

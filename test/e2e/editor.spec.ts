@@ -386,6 +386,10 @@ describe('editor in a real browser (chromium)', function () {
         { id: 'barepool', type: 'kasa-device-pool' },
         { id: 'bareretention', type: 'kasa-retention', z: RED.workspaces.active(), db: 'db1' },
         { id: 'bareperf', type: 'kasa-perf-metrics', z: RED.workspaces.active() },
+        { id: 'barecache', type: 'kasa-cache', z: RED.workspaces.active() },
+        { id: 'bareadaptive', type: 'kasa-adaptive-interval', z: RED.workspaces.active() },
+        { id: 'baredb', type: 'kasa-sqlite-db' },
+        { id: 'bareredis', type: 'kasa-redis' },
       ];
       RED.view.importNodes(older);
       return older.map(({ id }) => {
@@ -407,6 +411,32 @@ describe('editor in a real browser (chromium)', function () {
       return def.defaults.timeout.validate.call({ _: def._ }, '', {});
     });
     assert.equal(typeof emptied, 'string');
+  });
+
+  it('adds a new device pool from kasa-poll’s dialog that is valid as it comes', async function () {
+    // Node-RED copies only truthy defaults into a config node it adds: 0 must still show as 0.
+    await page.evaluate(() => RED.editor.editConfig('', 'kasa-device-pool', '_ADD_'));
+    await page.waitForSelector('#node-config-input-minPollInterval', { state: 'visible' });
+    const shown = await page.evaluate(() => ({
+      minPollInterval: $('#node-config-input-minPollInterval').val(),
+      invalid: $('.red-ui-tray:last .input-error')
+        .map((_: number, el: HTMLElement) => el.id)
+        .get() as string[],
+    }));
+    assert.deepEqual(shown, { minPollInterval: '0', invalid: [] });
+    await page.evaluate(() => RED.tray.close());
+    await page.waitForFunction(() => $('.red-ui-tray:visible').length === 0);
+  });
+
+  it('checks a retention time zone against the zones the browser knows', async function () {
+    const answers = await page.evaluate(() => {
+      const def = RED.nodes.getType('kasa-retention');
+      return ['', 'Europe/Berlin', 'UTC', '${TZ}', 'Mars/Olympus', 'Berlin'].map((zone) =>
+        def.defaults.timezone.validate.call({ _: def._ }, zone, {}),
+      );
+    });
+    assert.deepEqual(answers.slice(0, 4), [true, true, true, true]);
+    for (const answer of answers.slice(4)) assert.match(String(answer), /IANA time zone/);
   });
 
   it('kasa-poll’s dialog rejects a malformed device entry with the explanation and accepts a good one', async function () {

@@ -7,7 +7,6 @@ type Validator = (this: object, value: unknown, opt?: object) => boolean | strin
 interface ForType {
   rule(messageKey: string, check: (this: object, text: string) => boolean): Validator;
   numberIn(messageKey: string, low: number, high: number, whole: boolean): Validator;
-  optional(validate: Validator): Validator;
   paletteLabel(this: object): string;
   label(this: object): string;
   labelStyle(this: object): string;
@@ -53,7 +52,7 @@ describe('editor helpers shared by every dialog (resources/kasa-editor.js)', fun
     assert.equal(whole.call(node(), '3.5', {}), 'text of kasa-test.validation.count');
   });
 
-  it('runs a rule on the trimmed text with the node as this, and lets absent values through optional()', function () {
+  it('runs a rule on the trimmed text with the node as this, and lets absent values through', function () {
     const path = editor.rule('path', function (this: object, text: string) {
       return !(this as { endpoint?: boolean }).endpoint || text.startsWith('/');
     });
@@ -63,9 +62,12 @@ describe('editor helpers shared by every dialog (resources/kasa-editor.js)', fun
       'text of kasa-test.validation.path',
     );
     assert.equal(path.call(node({ endpoint: false }), 'metrics', {}), true);
-    const optional = editor.optional(editor.numberIn('timeout', 1, 10, false));
-    assert.equal(optional.call(node(), undefined, {}), true, 'older flows lack the property');
-    assert.equal(optional.call(node(), '', {}), 'text of kasa-test.validation.timeout');
+    assert.equal(path.call(node({ endpoint: true }), undefined, {}), true, 'absent: the default');
+    assert.equal(
+      path.call(node({ endpoint: true }), '', {}),
+      'text of kasa-test.validation.path',
+      'an emptied field is checked',
+    );
   });
 
   it('labels a node by its name, else by the palette label of its catalog', function () {
