@@ -1,8 +1,7 @@
-import { statSync } from 'node:fs';
-
 import type { TwoLevelCache } from '../cache/two-level-cache';
 import type { AdaptiveIntervals } from '../polling/adaptive-interval';
 import type { DevicePool, RequestEvent } from '../pool/device-pool';
+import { fileBytes } from '../store/database';
 import type { ReadingWriter, FlushInfo } from '../store/writer';
 import type { MetricsRecorder } from './recorder';
 
@@ -58,8 +57,8 @@ export function instrumentWriter(
     },
     read(into) {
       into.writer_queue_depth = writer.stats.queueDepth;
-      into.database_bytes = sizeOf(path);
-      into.wal_bytes = sizeOf(`${path}-wal`);
+      into.database_bytes = fileBytes(path);
+      into.wal_bytes = fileBytes(`${path}-wal`);
     },
   });
 }
@@ -89,12 +88,4 @@ export function instrumentIntervals(
       into.interval_bands = intervals.counts();
     },
   });
-}
-
-function sizeOf(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
 }

@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+
 import Database from 'better-sqlite3';
 
 import { errorMessage, KasaError } from '../errors';
@@ -89,4 +91,14 @@ export function sqliteCodeOf(error: unknown): string | null {
     return typeof code === 'string' ? code : null;
   }
   return null;
+}
+
+/** Size of a file in bytes; 0 when it does not exist (a -wal file between checkpoints). */
+export function fileBytes(file: string): number {
+  return statSync(file, { throwIfNoEntry: false })?.size ?? 0;
+}
+
+/** Size of the database's -wal file in bytes (0 for an in-memory database). */
+export function walBytes(db: Database.Database): number {
+  return db.memory ? 0 : fileBytes(`${db.name}-wal`);
 }

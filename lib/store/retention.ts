@@ -1,10 +1,9 @@
-import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 import type Database from 'better-sqlite3';
 
 import { type Clock, systemClock } from '../types';
-import { vacuumsIncrementally } from './database';
+import { fileBytes, vacuumsIncrementally, walBytes } from './database';
 import { LocalDays, systemTimeZone } from './local-day';
 
 /** Settings of one retention run. */
@@ -205,7 +204,7 @@ export class RetentionEngine {
 
   /** Size of the database file and its WAL, bytes (0 for a file that does not exist). */
   sizes(): { db_bytes: number; wal_bytes: number } {
-    return { db_bytes: fileSize(this.db.name), wal_bytes: fileSize(`${this.db.name}-wal`) };
+    return { db_bytes: fileBytes(this.db.name), wal_bytes: walBytes(this.db) };
   }
 
   private rollReadings(cutoff: number, report: (force?: boolean) => void): void {
@@ -301,10 +300,10 @@ export class RetentionEngine {
 
   private maintain(): void {
     this.db.pragma('optimize');
-    const walBytes = fileSize(`${this.db.name}-wal`);
+    const walSize = walBytes(this.db);
     if (
       this.progress.deleted >= (this.options.checkpointAfterRows ?? 10_000) ||
-      walBytes > (this.options.walTruncateBytes ?? 4 * 1024 * 1024)
+      walSize > (this.options.walTruncateBytes ?? 4 * 1024 * 1024)
     ) {
       // After a large delete the WAL holds its peak size until truncated; so does a WAL that a
       // reader kept from being reset earlier (case-020), which this run can now let go of.
@@ -329,12 +328,4 @@ function days(value: number | undefined, fallback: number, name: string): number
     throw new RangeError(`${name} must be a number of days >= 0, got ${String(value)}`);
   }
   return chosen * DAY_MS;
-}
-
-function fileSize(file: string): number {
-  try {
-    return statSync(file).size;
-  } catch {
-    return 0;
-  }
 }

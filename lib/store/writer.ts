@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 import type Database from 'better-sqlite3';
@@ -17,7 +16,7 @@ import {
   systemTimers,
   type Timers,
 } from '../types';
-import { sqliteCodeOf } from './database';
+import { sqliteCodeOf, walBytes } from './database';
 
 export const DEFAULT_BATCH_SIZE = 1000;
 export const DEFAULT_FLUSH_INTERVAL_MS = 1000;
@@ -353,8 +352,7 @@ export class ReadingWriter extends EventEmitter<WriterEvents> {
 
   /** Current size of the -wal file, bytes (0 when there is none). */
   walBytes(): number {
-    if (this.db.memory) return 0;
-    return statSync(`${this.db.name}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    return walBytes(this.db);
   }
 
   /**
