@@ -8,7 +8,7 @@ import type { DevicePoolNode } from './shared/device-pool-node';
 import type { NodeAPI, NodeDef } from './shared/types';
 import { onClose } from './shared/lifecycle';
 import { nodeLogger } from './shared/logger';
-import { numberSetting, type NumberRule } from './shared/settings';
+import { kasaMonitorSettings, numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
 
 interface DevicePoolDef extends NodeDef {
@@ -24,8 +24,7 @@ interface DevicePoolDef extends NodeDef {
 export = function (RED: NodeAPI): void {
   function KasaDevicePool(this: DevicePoolNode, def: DevicePoolDef): void {
     RED.nodes.createNode(this, def);
-    const settings = RED.settings as { userDir?: string; kasaMonitor?: { poolLingerMs?: number } };
-    const userDir = settings.userDir;
+    const userDir = (RED.settings as { userDir?: string }).userDir;
     const setting = (name: keyof DevicePoolDef, rule: NumberRule) =>
       numberSetting(RED, this, name, def[name], rule);
     this.shared = sharedPools.acquire(this.id, {
@@ -52,7 +51,7 @@ export = function (RED: NodeAPI): void {
     const stopMetrics = instrumentPool(metricsOf(RED), this.shared.pool);
     onClose(this, (removed) => {
       stopMetrics(removed);
-      return sharedPools.release(this.id, removed, settings.kasaMonitor?.poolLingerMs);
+      return sharedPools.release(this.id, removed, kasaMonitorSettings(RED).poolLingerMs);
     });
   }
   RED.nodes.registerType('kasa-device-pool', KasaDevicePool);

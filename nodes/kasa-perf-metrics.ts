@@ -6,7 +6,7 @@ import { errorMessage } from '../lib/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { metricsRegistry } from './shared/metrics';
-import { numberSetting } from './shared/settings';
+import { kasaMonitorSettings, numberSetting } from './shared/settings';
 import { status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from './shared/types';
 
@@ -18,11 +18,6 @@ interface PerfMetricsDef extends NodeDef {
 }
 
 type MetricsMessage = NodeMessageInFlow & { reset?: unknown };
-
-/** Test seam: settings.kasaMonitor.memoryUsage replaces process.memoryUsage for the threshold. */
-interface PerfSettings {
-  kasaMonitor?: { memoryUsage?: () => { rss: number } };
-}
 
 interface RouteLayer {
   route?: { path?: string; stack?: { handle?: unknown }[] };
@@ -45,7 +40,7 @@ export = function (RED: NodeAPI): void {
     if (metrics === null) {
       status.idle(this, t('status.off'));
       this.warn(t('errors.off'));
-      onInput(this, () => {
+      onInput(RED, this, () => {
         throw new Error(t('errors.off'));
       });
       return;
@@ -64,8 +59,7 @@ export = function (RED: NodeAPI): void {
     const path = def.path?.trim() || DEFAULT_PATH;
     // The snapshots go on, but the status keeps saying the endpoint is not served.
     const badPath = endpoint && !validPath(path);
-    const settings = RED.settings as PerfSettings;
-    const memoryUsage = settings.kasaMonitor?.memoryUsage ?? (() => process.memoryUsage());
+    const memoryUsage = kasaMonitorSettings(RED).memoryUsage ?? (() => process.memoryUsage());
 
     const window = metrics.openWindow();
     const memoryWatch = limitMb > 0 ? new CrossingWatch(limitMb * MB) : null;
@@ -142,7 +136,7 @@ export = function (RED: NodeAPI): void {
       }
     }
 
-    onInput(this, (msg: MetricsMessage) => {
+    onInput(RED, this, (msg: MetricsMessage) => {
       if (msg.reset !== undefined && typeof msg.reset !== 'boolean') {
         throw new Error(t('errors.bad-reset', { value: JSON.stringify(msg.reset) }));
       }

@@ -1,5 +1,6 @@
 import { MetricsRegistry } from '../../lib/metrics/registry';
 import { noopRecorder, type MetricsRecorder } from '../../lib/metrics/recorder';
+import { kasaMonitorSettings } from './settings';
 import type { NodeAPI } from './types';
 
 /**
@@ -11,8 +12,7 @@ let runtimeMetrics: MetricsRegistry | null = null;
 
 /** False when settings.js says `kasaMonitor: { metrics: false }`. */
 export function metricsEnabled(RED: NodeAPI): boolean {
-  const settings = RED.settings as { kasaMonitor?: { metrics?: unknown } };
-  return settings.kasaMonitor?.metrics !== false;
+  return kasaMonitorSettings(RED).metrics !== false;
 }
 
 /** The registry, created on first use; null when metrics are switched off. */

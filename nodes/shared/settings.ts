@@ -62,3 +62,19 @@ export function numberSetting(
   );
   return rule.fallback;
 }
+
+/** What settings.js may say under `kasaMonitor` (all optional; mostly for tests and tuning). */
+export interface KasaMonitorSettings {
+  /** `false` switches metrics off. */
+  metrics?: unknown;
+  /** How long a pool outlives its last user, ms (a redeploy reuses it meanwhile). */
+  poolLingerMs?: number;
+  /** How long a store waits before trying a database that failed to open again, ms. */
+  dbRetryMs?: number;
+  /** Stands in for process.memoryUsage in kasa-perf-metrics' memory limit. */
+  memoryUsage?: () => { rss: number };
+}
+
+export function kasaMonitorSettings(RED: NodeAPI): KasaMonitorSettings {
+  return (RED.settings as { kasaMonitor?: KasaMonitorSettings }).kasaMonitor ?? {};
+}
