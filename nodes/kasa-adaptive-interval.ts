@@ -71,7 +71,7 @@ export = function (RED: NodeAPI): void {
       } else status.idle(this, t('status.waiting'));
     };
 
-    onInput(this, (msg, send) => {
+    onInput(RED, this, (msg, send) => {
       const { payload } = msg;
       if (!Array.isArray(payload) && !isReading(payload)) {
         throw new Error(t('errors.not-a-reading'));

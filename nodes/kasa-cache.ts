@@ -128,12 +128,10 @@ export = function (RED: NodeAPI): void {
       return [msg, null];
     };
 
-    onInput(this, async (msg: CacheMessage, send) => {
+    onInput(RED, this, async (msg: CacheMessage, send) => {
       let out: (CacheMessage | null)[] | null;
       try {
         out = await handle(msg);
-      } catch (error) {
-        throw new Error(describeError(RED, error), { cause: error });
       } finally {
         statusChanged.request();
       }

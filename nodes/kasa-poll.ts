@@ -132,7 +132,7 @@ export = function (RED: NodeAPI): void {
       else this.log(text);
     });
 
-    onInput(this, async (msg: PollRequest, send) => {
+    onInput(RED, this, async (msg: PollRequest, send) => {
       const name = msg.topic ?? (msg.payload as { host?: unknown } | undefined)?.host;
       let chosen: PollTarget[] = targets;
       if (typeof name === 'string' && name !== '') {

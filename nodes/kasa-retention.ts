@@ -122,7 +122,7 @@ export = function (RED: NodeAPI): void {
     schedule();
     status.idle(this, t('status.ready'));
 
-    onInput(this, async (msg, send) => {
+    onInput(RED, this, async (msg, send) => {
       msg.payload = await start();
       send(msg);
     });

@@ -1,17 +1,21 @@
-import { errorMessage } from '../../lib/errors';
-import type { Node, NodeMessageInFlow, SendFunction } from './types';
+import { errorMessage, isKasaError } from '../../lib/errors';
+import { describeError } from './errors';
+import type { Node, NodeAPI, NodeMessageInFlow, SendFunction } from './types';
 
 /**
  * Registers an input handler that may be async: `done` is called exactly once, with the error
  * when the handler throws or rejects, so the error reaches the debug sidebar and Catch nodes.
+ * A coded error (KasaError) is told in the words of its catalog entry, keeping it as the cause.
  */
 export function onInput(
+  RED: NodeAPI,
   node: Node,
   handler: (msg: NodeMessageInFlow, send: SendFunction) => unknown,
 ): void {
   node.on('input', (msg, send, done) => {
     const fail = (error: unknown) => {
-      done(error instanceof Error ? error : new Error(errorMessage(error)));
+      if (isKasaError(error)) done(new Error(describeError(RED, error), { cause: error }));
+      else done(error instanceof Error ? error : new Error(errorMessage(error)));
     };
     try {
       const result = handler(msg, send);
