@@ -1,15 +1,14 @@
-import { performance } from 'node:perf_hooks';
-
 import { instrumentWriter } from '../lib/metrics/instrument';
 import type { MetricsRecorder } from '../lib/metrics/recorder';
-import { describeRejected, toStoreInput } from '../lib/readings/validate';
-import { DAY_MS, QueryEngine, toChartPoints } from '../lib/store/query';
+import { ingest, writerHealth } from '../lib/store/ingest';
+import { answerQuery, DAY_MS, QueryEngine } from '../lib/store/query';
 import type { DatabaseLease } from '../lib/store/registry';
+import { RetryingOpen } from '../lib/store/retrying-open';
 import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput, reportSetupError } from './shared/lifecycle';
-import { numberSetting } from './shared/settings';
+import { kasaMonitorSettings, numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
 import { status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
@@ -36,8 +35,6 @@ interface Mode {
   close(): void;
 }
 
-const QUEUE_WARN_RATIO = 0.8;
-
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-sqlite-store');
 
@@ -45,19 +42,14 @@ export = function (RED: NodeAPI): void {
     let accepted = 0;
     const stopMetrics = instrumentWriter(metrics, lease.writer, lease.path);
     const showStatus = (): void => {
-      const stats = lease.writer.stats;
-      const queued = stats.queueDepth;
-      if (stats.failing) {
-        const transient = stats.lastError?.details.transient === true;
-        (transient ? status.degraded : status.error)(
-          node,
-          t(transient ? 'status.retrying' : 'status.write-failed', { queued }),
-        );
-      } else if (queued > stats.maxQueuedRows * QUEUE_WARN_RATIO) {
-        status.degraded(node, t('status.queue-high', { queued, max: stats.maxQueuedRows }));
-      } else {
-        status.ok(node, t('status.written', { rows: accepted, queued }));
-      }
+      const { state, ...figures } = writerHealth(lease.writer.stats);
+      const text = t(`status.${state === 'ok' ? 'written' : state}`, {
+        ...(state === 'ok' ? { rows: accepted } : {}),
+        ...figures,
+      });
+      if (state === 'ok') status.ok(node, text);
+      else if (state === 'write-failed') status.error(node, text);
+      else status.degraded(node, text);
     };
     const statusUpdate = throttled(showStatus);
     // Failures and recoveries are rare and matter: they are shown at once, not throttled.
@@ -72,29 +64,20 @@ export = function (RED: NodeAPI): void {
     lease.on('flush', () => statusUpdate.request());
     return {
       input(msg, send) {
-        const { readings, devices, daily, rejected } = toStoreInput(
-          msg.payload,
-          msg.devices,
-          msg.daily,
-        );
+        let result;
         try {
-          lease.writer.enqueue(readings);
-          lease.writer.upsertDevices(devices);
-          lease.writer.addDeviceDays(daily);
-        } catch (error) {
+          result = ingest(lease.writer, msg.payload, msg.devices, msg.daily);
+        } finally {
           statusUpdate.request();
-          throw new Error(describeError(RED, error), { cause: error });
         }
-        accepted += readings.length;
-        statusUpdate.request();
-        if (readings.length > 0 || devices.length > 0 || daily.length > 0) {
-          msg.stored = { accepted: readings.length, rejected: rejected.length };
+        const { readings, devices, days, rejected, total, rejectedDetail } = result;
+        accepted += readings;
+        if (readings > 0 || devices > 0 || days > 0) {
+          msg.stored = { accepted: readings, rejected };
           send(msg);
         }
-        if (rejected.length > 0) {
-          const total = readings.length + devices.length + daily.length + rejected.length;
-          const detail = describeRejected(rejected);
-          throw new Error(t('errors.rejected', { count: rejected.length, total, detail }));
+        if (rejected > 0) {
+          throw new Error(t('errors.rejected', { count: rejected, total, detail: rejectedDetail }));
         }
       },
       close: () => {
@@ -107,18 +90,10 @@ export = function (RED: NodeAPI): void {
   function queryMode(
     node: Node,
     lease: DatabaseLease,
-    def: SqliteStoreDef,
+    { rawHorizonMs, chart }: { rawHorizonMs: number; chart: boolean },
     metrics: MetricsRecorder,
   ): Mode {
-    const engine = new QueryEngine(lease.db, {
-      rawHorizonMs:
-        numberSetting(RED, node, 'rawHorizon', def.rawHorizon, {
-          fallback: 7,
-          min: 0.001,
-          max: 3650,
-        }) * DAY_MS,
-    });
-    const chart = def.chart === true || def.chart === 'true';
+    const engine = new QueryEngine(lease.db, { rawHorizonMs });
     let answered = 0;
     let last = { rows: 0, ms: 0 };
     const statusUpdate = throttled(() =>
@@ -126,21 +101,13 @@ export = function (RED: NodeAPI): void {
     );
     return {
       input(msg, send) {
-        const started = performance.now();
-        let result;
-        try {
-          result = engine.run(msg.payload);
-        } catch (error) {
-          throw new Error(describeError(RED, error), { cause: error });
-        }
-        const { type, tier, rows, next_cursor } = result;
-        msg.payload = chart ? toChartPoints(result) : rows;
-        msg.query = { type, tier, count: rows.length, next_cursor };
+        const answer = answerQuery(engine, msg.payload, chart);
+        msg.payload = answer.payload;
+        msg.query = answer.query;
         if (chart) msg.action = 'replace';
         answered += 1;
-        const ms = performance.now() - started;
-        metrics.query(type, ms);
-        last = { rows: rows.length, ms: Math.round(ms * 10) / 10 };
+        metrics.query(answer.query.type, answer.ms);
+        last = { rows: answer.query.count, ms: Math.round(answer.ms * 10) / 10 };
         statusUpdate.request();
         send(msg);
       },
@@ -159,67 +126,66 @@ export = function (RED: NodeAPI): void {
       return;
     }
 
-    let lease: DatabaseLease | null = null;
-    let mode: Mode | null = null;
+    const storing = modeName === 'store';
+    const setting = (name: 'batchSize' | 'flushInterval' | 'rawHorizon', rule: NumberRule) =>
+      numberSetting(RED, this, name, def[name], rule);
+    // A query node asks nothing of the shared writer, so it never changes when rows are flushed.
+    const writerOptions = storing
+      ? {
+          batchSize: setting('batchSize', { fallback: 1000, min: 1, max: 100_000, integer: true }),
+          flushIntervalMs: setting('flushInterval', { fallback: 1, min: 0.05, max: 3600 }) * 1000,
+        }
+      : {};
+    const queryOptions = storing
+      ? null
+      : {
+          rawHorizonMs: setting('rawHorizon', { fallback: 7, min: 0.001, max: 3650 }) * DAY_MS,
+          chart: def.chart === true || def.chart === 'true',
+        };
+    const metrics = metricsOf(RED);
     // A database that cannot be opened is tried again now and then, so creating the missing
     // folder (or freeing the file) is enough; its error is reported once, not per message.
-    let failure: { error: unknown; at: number; refused: number } | null = null;
-    const retryMs =
-      (RED.settings as { kasaMonitor?: { dbRetryMs?: number } }).kasaMonitor?.dbRetryMs ?? 10_000;
-    const open = (): void => {
-      try {
-        // A query node asks nothing of the shared writer, so it never changes when rows are flushed.
-        lease = source.acquire(
-          modeName === 'store'
-            ? {
-                batchSize: numberSetting(RED, this, 'batchSize', def.batchSize, {
-                  fallback: 1000,
-                  min: 1,
-                  max: 100_000,
-                  integer: true,
-                }),
-                flushIntervalMs:
-                  numberSetting(RED, this, 'flushInterval', def.flushInterval, {
-                    fallback: 1,
-                    min: 0.05,
-                    max: 3600,
-                  }) * 1000,
-              }
-            : {},
-        );
-        const metrics = metricsOf(RED);
-        mode =
-          modeName === 'store'
-            ? storeMode(this, lease, metrics)
-            : queryMode(this, lease, def, metrics);
-        if (failure !== null) this.log(t('log.opened'));
-        failure = null;
-        status.idle(this, t('status.ready'));
-      } catch (error) {
-        failure = { error, at: Date.now(), refused: failure?.refused ?? 0 };
-        status.error(this, t('status.open-failed'));
-      }
-    };
-    open();
+    const opened = new RetryingOpen(
+      () => {
+        const lease = source.acquire(writerOptions);
+        try {
+          const mode =
+            queryOptions === null
+              ? storeMode(this, lease, metrics)
+              : queryMode(this, lease, queryOptions, metrics);
+          return { lease, mode };
+        } catch (error) {
+          lease.release();
+          throw error;
+        }
+      },
+      {
+        retryMs: kasaMonitorSettings(RED).dbRetryMs ?? 10_000,
+        onOpen: (_, recovered) => {
+          if (recovered) this.log(t('log.opened'));
+          status.idle(this, t('status.ready'));
+        },
+        onFail: () => status.error(this, t('status.open-failed')),
+      },
+    );
+    opened.open();
 
-    onInput(this, (msg, send) => {
-      if (mode === null && failure !== null && Date.now() - failure.at >= retryMs) open();
-      if (mode !== null) return mode.input(msg, send);
-      if (failure === null) return undefined;
-      failure.refused += 1;
-      const refusedKey = modeName === 'store' ? 'open-failed-refused' : 'open-failed-unanswered';
-      status.error(this, t(`status.${refusedKey}`, { refused: failure.refused }));
-      if (failure.refused === 1)
-        throw new Error(describeError(RED, failure.error), { cause: failure.error });
+    onInput(RED, this, (msg, send) => {
+      const current = opened.get();
+      if (current !== null) return current.mode.input(msg, send);
+      const refusal = opened.refuse();
+      if (refusal === null) return undefined;
+      const refusedKey = storing ? 'open-failed-refused' : 'open-failed-unanswered';
+      status.error(this, t(`status.${refusedKey}`, { refused: refusal.refused }));
+      if (refusal.refused === 1) throw refusal.error;
       return undefined;
     });
 
     onClose(this, () => {
+      const current = opened.take();
       // Released first: its final flush still reaches the metrics, which the mode disconnects.
-      const lost = lease?.release() ?? 0;
-      lease = null;
-      mode?.close();
-      mode = null;
+      const lost = current?.lease.release() ?? 0;
+      current?.mode.close();
       if (lost > 0) this.error(t('errors.lost', { rows: lost }));
       status.clear(this);
     });

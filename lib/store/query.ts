@@ -1,3 +1,5 @@
+import { performance } from 'node:perf_hooks';
+
 import type Database from 'better-sqlite3';
 
 import { KasaError } from '../errors';
@@ -498,4 +500,30 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(
     Object.entries(value).filter(([, item]) => item !== undefined),
   ) as Partial<T>;
+}
+
+/** A query's answer as a message carries it. */
+export interface QueryAnswer {
+  /** The rows, or chart points when asked for a chart. */
+  payload: (ReadingRow | SummaryRow)[] | ChartPoint[];
+  query: { type: QueryType; tier: Tier; count: number; next_cursor: string | null };
+  /** How long the query took, ms. */
+  ms: number;
+}
+
+/**
+ * Runs `request` (a message's payload) and shapes the answer: rows, or with `chart` the points
+ * a FlowFuse Dashboard 2 ui-chart takes.
+ *
+ * @throws KasaError `BAD_QUERY` naming what is wrong with the request.
+ */
+export function answerQuery(engine: QueryEngine, request: unknown, chart: boolean): QueryAnswer {
+  const started = performance.now();
+  const result = engine.run(request);
+  const { type, tier, rows, next_cursor } = result;
+  return {
+    payload: chart ? toChartPoints(result) : rows,
+    query: { type, tier, count: rows.length, next_cursor },
+    ms: performance.now() - started,
+  };
 }
