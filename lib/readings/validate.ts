@@ -151,14 +151,13 @@ export interface StoreInput {
 /**
  * Checks a store message: `payload` holds one reading or an array, `devices` optional device
  * descriptions, `daily` optional days filled from the devices' statistics. When `devices` or
- * `daily` is given, an absent payload or a number (an inject node's timestamp) is ignored rather
- * than rejected; anything else is checked as readings.
+ * `daily` is given, a payload that is not an object or array (say an inject timestamp) is
+ * ignored rather than rejected.
  */
 export function toStoreInput(payload: unknown, devices?: unknown, daily?: unknown): StoreInput {
   const input: StoreInput = { readings: [], devices: [], daily: [], rejected: [] };
   const extras = devices !== undefined || daily !== undefined;
-  const noReadings = payload === undefined || payload === null || typeof payload === 'number';
-  if (!extras || !noReadings) {
+  if (!extras || (typeof payload === 'object' && payload !== null)) {
     const checked = toReadings(payload);
     input.readings = checked.readings;
     for (const item of checked.rejected) input.rejected.push({ ...item, source: 'payload' });
