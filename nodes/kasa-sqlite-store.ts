@@ -1,6 +1,6 @@
 import { instrumentWriter } from '../lib/metrics/instrument';
 import type { MetricsRecorder } from '../lib/metrics/recorder';
-import { ingest, writerHealth } from '../lib/store/ingest';
+import { ingest, writerHealth, type IngestResult } from '../lib/store/ingest';
 import { answerQuery, DAY_MS, QueryEngine } from '../lib/store/query';
 import type { DatabaseLease } from '../lib/store/registry';
 import { RetryingOpen } from '../lib/store/retrying-open';
@@ -40,15 +40,23 @@ export = function (RED: NodeAPI): void {
 
   function storeMode(node: Node, lease: DatabaseLease, metrics: MetricsRecorder): Mode {
     let accepted = 0;
+    let rejected = 0;
+    // Yellow from a message with rejected items until a message comes that is wholly valid.
+    let lastMessageRejected = false;
     const stopMetrics = instrumentWriter(metrics, lease.writer, lease.path);
     const showStatus = (): void => {
       const { state, ...figures } = writerHealth(lease.writer.stats);
-      const text = t(`status.${state === 'ok' ? 'written' : state}`, {
-        ...(state === 'ok' ? { rows: accepted } : {}),
-        ...figures,
-      });
-      if (state === 'ok') status.ok(node, text);
-      else if (state === 'write-failed') status.error(node, text);
+      if (state === 'ok') {
+        const written = { rows: accepted, ...figures };
+        if (rejected === 0) status.ok(node, t('status.written', written));
+        else {
+          const text = t('status.written-rejected', { ...written, rejected });
+          (lastMessageRejected ? status.degraded : status.ok)(node, text);
+        }
+        return;
+      }
+      const text = t(`status.${state}`, figures);
+      if (state === 'write-failed') status.error(node, text);
       else status.degraded(node, text);
     };
     const statusUpdate = throttled(showStatus);
@@ -64,20 +72,23 @@ export = function (RED: NodeAPI): void {
     lease.on('flush', () => statusUpdate.request());
     return {
       input(msg, send) {
-        let result;
+        let result: IngestResult;
         try {
           result = ingest(lease.writer, msg.payload, msg.devices, msg.daily);
+          accepted += result.readings;
+          rejected += result.rejected;
+          lastMessageRejected = result.rejected > 0;
         } finally {
           statusUpdate.request();
         }
-        const { readings, devices, days, rejected, total, rejectedDetail } = result;
-        accepted += readings;
+        const { readings, devices, days, total, rejectedDetail } = result;
         if (readings > 0 || devices > 0 || days > 0) {
-          msg.stored = { accepted: readings, rejected };
+          msg.stored = { accepted: readings, rejected: result.rejected };
           send(msg);
         }
-        if (rejected > 0) {
-          throw new Error(t('errors.rejected', { count: rejected, total, detail: rejectedDetail }));
+        if (result.rejected > 0) {
+          const count = result.rejected;
+          throw new Error(t('errors.rejected', { count, total, detail: rejectedDetail }));
         }
       },
       close: () => {
@@ -95,13 +106,26 @@ export = function (RED: NodeAPI): void {
   ): Mode {
     const engine = new QueryEngine(lease.db, { rawHorizonMs });
     let answered = 0;
+    let refused = 0;
+    let lastQueryRefused = false;
     let last = { rows: 0, ms: 0 };
-    const statusUpdate = throttled(() =>
-      status.ok(node, t('status.answered', { queries: answered, ...last })),
-    );
+    const statusUpdate = throttled(() => {
+      if (lastQueryRefused)
+        status.degraded(node, t('status.refused', { queries: answered, refused }));
+      else status.ok(node, t('status.answered', { queries: answered, ...last }));
+    });
     return {
       input(msg, send) {
-        const answer = answerQuery(engine, msg.payload, chart);
+        let answer;
+        try {
+          answer = answerQuery(engine, msg.payload, chart);
+          lastQueryRefused = false;
+        } catch (error) {
+          refused += 1;
+          lastQueryRefused = true;
+          statusUpdate.request();
+          throw error;
+        }
         msg.payload = answer.payload;
         msg.query = answer.query;
         if (chart) msg.action = 'replace';

@@ -183,8 +183,23 @@ describe('kasa-sqlite-store node', function () {
     assert.match(error.error.message, /"count":1,"total":3/);
     assert.match(error.error.message, /payload\[1\]: device_id is missing/);
     assert.deepEqual(passed.stored, { accepted: 2, rejected: 1 });
+    await delay(1100);
+    const rejectedStatus = statusCalls(node('store')).at(-1);
+    assert.equal(rejectedStatus?.fill, 'yellow', 'a rejected item shows in the status');
+    assert.match(
+      rejectedStatus?.text ?? '',
+      /status\.written-rejected \{"rows":2,"queued":\d,"rejected":1\}/,
+    );
+    node('store').receive({ payload: reading(2) });
+    await delay(1100);
+    const laterStatus = statusCalls(node('store')).at(-1);
+    assert.equal(laterStatus?.fill, 'green', 'a wholly valid message turns it green again');
+    assert.match(
+      laterStatus?.text ?? '',
+      /status\.written-rejected \{"rows":3,"queued":\d,"rejected":1\}/,
+    );
     await helper.unload();
-    assert.equal(query(file(), 'SELECT * FROM readings').length, 2);
+    assert.equal(query(file(), 'SELECT * FROM readings').length, 3);
   });
 
   it('should record msg.devices, meter or not', async function () {
@@ -442,8 +457,16 @@ describe('kasa-sqlite-store node', function () {
       assert.match(errors[1]!.message, /limit 50000 is over the maximum of 10000/);
       assert.match(errors[2]!.message, /a query must be an object/);
       assert.equal(answered, 0);
+      await delay(1100);
+      assert.deepEqual(ownStatusCalls(node('query')).at(-1), {
+        fill: 'yellow',
+        shape: 'ring',
+        text: 'kasa-sqlite-store.status.refused {"queries":0,"refused":3}',
+      });
       const after = await ask({ type: 'history' });
       assert.equal(after.payload.length, 2, 'the node still answers');
+      await delay(1100);
+      assert.equal(ownStatusCalls(node('query')).at(-1)?.fill, 'green');
     });
 
     it('should count the queries it could not answer while the database cannot be opened', async function () {
