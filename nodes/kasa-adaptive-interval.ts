@@ -4,7 +4,7 @@ import { translator } from './shared/i18n';
 import { onClose, onInput } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
 import { metricsOf } from './shared/metrics';
-import { status } from './shared/status';
+import { Refusals, status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessage } from './shared/types';
 
 type Setting = number | string | undefined;
@@ -59,42 +59,52 @@ export = function (RED: NodeAPI): void {
     let shown = '';
     const showStatus = () => {
       const counts = intervals.counts();
-      const key = `${counts.fast}/${counts.base}/${counts.slow}/${counts.learning}`;
+      const key = `${counts.fast}/${counts.base}/${counts.slow}/${counts.learning}/${refusals.key}`;
       if (key === shown) return;
       shown = key;
       const decided = counts.fast + counts.base + counts.slow;
       if (decided > 0) {
         const text = counts.learning > 0 ? 'status.counts-learning' : 'status.counts';
-        status.ok(this, t(text, { ...counts }));
+        refusals.show(this, status.ok, t(text, { ...counts }), t);
       } else if (counts.learning > 0) {
-        status.idle(this, t('status.learning', { learning: counts.learning }));
-      } else status.idle(this, t('status.waiting'));
+        refusals.show(this, status.idle, t('status.learning', { learning: counts.learning }), t);
+      } else refusals.show(this, status.idle, t('status.waiting'), t);
     };
+    const refusals = new Refusals(showStatus);
 
-    onInput(RED, this, (msg, send) => {
-      const { payload } = msg;
-      if (!Array.isArray(payload) && !isReading(payload)) {
-        throw new Error(t('errors.not-a-reading'));
-      }
-      const items: unknown[] = Array.isArray(payload) ? payload : [payload];
-      const changes: NodeMessage[] = [];
-      let ignored = 0;
-      for (const item of items) {
-        if (!isReading(item)) {
-          ignored += 1;
-          continue;
+    onInput(
+      RED,
+      this,
+      (msg, send) => {
+        const { payload } = msg;
+        if (!Array.isArray(payload) && !isReading(payload)) {
+          throw new Error(t('errors.not-a-reading'));
         }
-        // An answer from the pool's last poll repeats a value already counted.
-        if (item.cached === true) continue;
-        const change = intervals.observe(item.device_id, item.power_w);
-        if (change !== null) {
-          changes.push({ topic: change.device_id, interval: change.interval_ms, payload: change });
+        const items: unknown[] = Array.isArray(payload) ? payload : [payload];
+        const changes: NodeMessage[] = [];
+        let ignored = 0;
+        for (const item of items) {
+          if (!isReading(item)) {
+            ignored += 1;
+            continue;
+          }
+          // An answer from the pool's last poll repeats a value already counted.
+          if (item.cached === true) continue;
+          const change = intervals.observe(item.device_id, item.power_w);
+          if (change !== null) {
+            changes.push({
+              topic: change.device_id,
+              interval: change.interval_ms,
+              payload: change,
+            });
+          }
         }
-      }
-      if (ignored > 0) this.warn(t('warnings.ignored', { ignored, total: items.length }));
-      if (changes.length > 0) send([changes]);
-      showStatus();
-    });
+        if (ignored > 0) this.warn(t('warnings.ignored', { ignored, total: items.length }));
+        if (changes.length > 0) send([changes]);
+        showStatus();
+      },
+      refusals,
+    );
 
     onClose(this, () => {
       stopMetrics();

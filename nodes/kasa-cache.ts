@@ -8,7 +8,7 @@ import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { metricsOf } from './shared/metrics';
 import type { RedisConfigNode } from './shared/redis-node';
 import { numberSetting } from './shared/settings';
-import { status, throttled } from './shared/status';
+import { Refusals, status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from './shared/types';
 
 type Mode = 'set' | 'get' | 'delete' | 'clear';
@@ -88,13 +88,16 @@ export = function (RED: NodeAPI): void {
         ev: stats.evictions,
       };
       const state: SecondLevelState | null = stats.l2?.state ?? null;
-      if (def.redis && connection === null) status.error(this, t('status.no-redis', counts));
-      else if (state === null) status.ok(this, t('status.memory', counts));
-      else if (state === 'ready') status.ok(this, t('status.two-levels', counts));
-      else if (state === 'down') status.degraded(this, t('status.redis-down', counts));
-      else status.degraded(this, t('status.redis-connecting', counts));
+      const show = (how: typeof status.ok, key: string) =>
+        refusals.show(this, how, t(`status.${key}`, counts), t);
+      if (def.redis && connection === null) show(status.error, 'no-redis');
+      else if (state === null) show(status.ok, 'memory');
+      else if (state === 'ready') show(status.ok, 'two-levels');
+      else if (state === 'down') show(status.degraded, 'redis-down');
+      else show(status.degraded, 'redis-connecting');
     };
     const statusChanged = throttled(showStatus);
+    const refusals = new Refusals(() => statusChanged.request());
     connection?.on('state', showStatus);
 
     const keyOf = (msg: CacheMessage): string => {
@@ -128,15 +131,20 @@ export = function (RED: NodeAPI): void {
       return [msg, null];
     };
 
-    onInput(RED, this, async (msg: CacheMessage, send) => {
-      let out: (CacheMessage | null)[] | null;
-      try {
-        out = await handle(msg);
-      } finally {
-        statusChanged.request();
-      }
-      if (out !== null) send(out);
-    });
+    onInput(
+      RED,
+      this,
+      async (msg: CacheMessage, send) => {
+        let out: (CacheMessage | null)[] | null;
+        try {
+          out = await handle(msg);
+        } finally {
+          statusChanged.request();
+        }
+        if (out !== null) send(out);
+      },
+      refusals,
+    );
 
     onClose(this, () => {
       statusChanged.stop();

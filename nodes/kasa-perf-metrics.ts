@@ -7,7 +7,7 @@ import { translator } from './shared/i18n';
 import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { metricsRegistry } from './shared/metrics';
 import { kasaMonitorSettings, numberSetting } from './shared/settings';
-import { status } from './shared/status';
+import { Refusals, status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessage, NodeMessageInFlow } from './shared/types';
 
 interface PerfMetricsDef extends NodeDef {
@@ -66,6 +66,12 @@ export = function (RED: NodeAPI): void {
     let timer: NodeJS.Timeout | null = null;
     let closed = false;
 
+    let figures = { show: status.idle, text: t('status.waiting') };
+    const drawStatus = (): void => {
+      if (badPath) status.error(this, t('status.bad-path'));
+      else refusals.show(this, figures.show, figures.text, t);
+    };
+    const refusals = new Refusals(drawStatus);
     const showStatus = (snapshot: MetricsSnapshot): void => {
       const p95 = snapshot.operations.poll?.p95_ms;
       const rate = snapshot.cache.hit_rate;
@@ -74,9 +80,8 @@ export = function (RED: NodeAPI): void {
         p95: p95 === undefined ? '-' : p95.toFixed(1),
         hits: rate === null ? '-' : `${Math.round(rate * 100)}%`,
       });
-      if (badPath) status.error(this, t('status.bad-path'));
-      else if (memoryWatch?.isAbove === true) status.degraded(this, text);
-      else status.ok(this, text);
+      figures = { show: memoryWatch?.isAbove === true ? status.degraded : status.ok, text };
+      drawStatus();
     };
 
     /** Builds the snapshot, checks the memory threshold and sends on the matching outputs. */
@@ -116,10 +121,9 @@ export = function (RED: NodeAPI): void {
     };
 
     let handler: ((req: Request, res: Response) => void) | null = null;
-    status.idle(this, t('status.waiting'));
+    drawStatus();
     if (endpoint) {
       if (badPath) {
-        status.error(this, t('status.bad-path'));
         reportSetupError(this, t('errors.bad-path', { path }));
       } else {
         handler = (_req, res) => {
@@ -136,14 +140,19 @@ export = function (RED: NodeAPI): void {
       }
     }
 
-    onInput(RED, this, (msg: MetricsMessage) => {
-      if (msg.reset !== undefined && typeof msg.reset !== 'boolean') {
-        throw new Error(t('errors.bad-reset', { value: JSON.stringify(msg.reset) }));
-      }
-      // The message gets the figures of the window it closes; the next window starts now.
-      emit(msg);
-      if (msg.reset === true) metrics.resetWindow(window);
-    });
+    onInput(
+      RED,
+      this,
+      (msg: MetricsMessage) => {
+        if (msg.reset !== undefined && typeof msg.reset !== 'boolean') {
+          throw new Error(t('errors.bad-reset', { value: JSON.stringify(msg.reset) }));
+        }
+        // The message gets the figures of the window it closes; the next window starts now.
+        emit(msg);
+        if (msg.reset === true) metrics.resetWindow(window);
+      },
+      refusals,
+    );
 
     onClose(this, () => {
       closed = true;

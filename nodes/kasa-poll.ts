@@ -6,7 +6,7 @@ import { translator } from './shared/i18n';
 import { describeError } from './shared/errors';
 import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
-import { status } from './shared/status';
+import { Refusals, status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
 interface KasaPollDef extends NodeDef {
@@ -67,7 +67,7 @@ export = function (RED: NodeAPI): void {
     const showStatus = () => {
       const counts = poller.counts();
       // Cycles repeat every few seconds; the status changes far less often.
-      const key = `${counts.ok}/${counts.failing}`;
+      const key = `${counts.ok}/${counts.failing}/${refusals.key}`;
       if (key === shownCounts) return;
       shownCounts = key;
       const bad = errors.length;
@@ -75,11 +75,18 @@ export = function (RED: NodeAPI): void {
         bad === 0
           ? t('status.counts', { ok: counts.ok, failing: counts.failing })
           : t('status.counts-bad-entries', { ok: counts.ok, failing: counts.failing, bad });
-      if (targets.length === 0) status.error(this, t('status.no-devices'));
-      else if (counts.failing === 0 && bad === 0)
-        (counts.ok > 0 ? status.ok : status.idle)(this, text);
-      else (counts.ok > 0 ? status.degraded : status.error)(this, text);
+      if (targets.length === 0) return status.error(this, t('status.no-devices'));
+      const show =
+        counts.failing === 0 && bad === 0
+          ? counts.ok > 0
+            ? status.ok
+            : status.idle
+          : counts.ok > 0
+            ? status.degraded
+            : status.error;
+      refusals.show(this, show, text, t);
     };
+    const refusals = new Refusals(showStatus);
 
     const deliver = (cycle: PollCycle, send: SendFunction) => {
       // Device rows ride along when new or changed, so the store records meterless devices too;
@@ -132,27 +139,32 @@ export = function (RED: NodeAPI): void {
       else this.log(text);
     });
 
-    onInput(RED, this, async (msg: PollRequest, send) => {
-      const name = msg.topic ?? (msg.payload as { host?: unknown } | undefined)?.host;
-      let chosen: PollTarget[] = targets;
-      if (typeof name === 'string' && name !== '') {
-        chosen = poller.resolve(name);
-        if (chosen.length === 0) throw new Error(t('errors.unknown-device', { device: name }));
-      }
-      if (msg.interval !== undefined) {
-        const interval = Number(msg.interval);
-        if (
-          !Number.isFinite(interval) ||
-          (interval !== 0 && (interval < MIN_INTERVAL_MS || interval > MAX_INTERVAL_MS))
-        ) {
-          throw new Error(t('errors.bad-interval', { value: JSON.stringify(msg.interval) }));
+    onInput(
+      RED,
+      this,
+      async (msg: PollRequest, send) => {
+        const name = msg.topic ?? (msg.payload as { host?: unknown } | undefined)?.host;
+        let chosen: PollTarget[] = targets;
+        if (typeof name === 'string' && name !== '') {
+          chosen = poller.resolve(name);
+          if (chosen.length === 0) throw new Error(t('errors.unknown-device', { device: name }));
         }
-        if (typeof name === 'string' && name !== '') poller.setIntervalOf(name, interval);
-        else poller.setInterval(interval);
-        return;
-      }
-      await poller.pollNow(chosen, send);
-    });
+        if (msg.interval !== undefined) {
+          const interval = Number(msg.interval);
+          if (
+            !Number.isFinite(interval) ||
+            (interval !== 0 && (interval < MIN_INTERVAL_MS || interval > MAX_INTERVAL_MS))
+          ) {
+            throw new Error(t('errors.bad-interval', { value: JSON.stringify(msg.interval) }));
+          }
+          if (typeof name === 'string' && name !== '') poller.setIntervalOf(name, interval);
+          else poller.setInterval(interval);
+          return;
+        }
+        await poller.pollNow(chosen, send);
+      },
+      refusals,
+    );
 
     onClose(this, async (removed) => {
       await poller.stop();

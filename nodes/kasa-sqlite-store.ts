@@ -10,7 +10,7 @@ import { translator } from './shared/i18n';
 import { onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { kasaMonitorSettings, numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
-import { status, throttled } from './shared/status';
+import { Refusals, status, throttled } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
 
 interface SqliteStoreDef extends NodeDef {
@@ -40,26 +40,19 @@ export = function (RED: NodeAPI): void {
 
   function storeMode(node: Node, lease: DatabaseLease, metrics: MetricsRecorder): Mode {
     let accepted = 0;
-    let rejected = 0;
-    // Yellow from a message with rejected items until a message comes that is wholly valid.
-    let lastMessageRejected = false;
     const stopMetrics = instrumentWriter(metrics, lease.writer, lease.path);
     const showStatus = (): void => {
       const { state, ...figures } = writerHealth(lease.writer.stats);
-      if (state === 'ok') {
-        const written = { rows: accepted, ...figures };
-        if (rejected === 0) status.ok(node, t('status.written', written));
-        else {
-          const text = t('status.written-rejected', { ...written, rejected });
-          (lastMessageRejected ? status.degraded : status.ok)(node, text);
-        }
-        return;
-      }
-      const text = t(`status.${state}`, figures);
-      if (state === 'write-failed') status.error(node, text);
-      else status.degraded(node, text);
+      const text = t(`status.${state === 'ok' ? 'written' : state}`, {
+        ...(state === 'ok' ? { rows: accepted } : {}),
+        ...figures,
+      });
+      const show =
+        state === 'ok' ? status.ok : state === 'write-failed' ? status.error : status.degraded;
+      rejectedItems.show(node, show, text, t);
     };
     const statusUpdate = throttled(showStatus);
+    const rejectedItems = new Refusals(() => statusUpdate.request());
     // Failures and recoveries are rare and matter: they are shown at once, not throttled.
     lease.on('error', (error) => {
       node.error(describeError(RED, error));
@@ -76,8 +69,7 @@ export = function (RED: NodeAPI): void {
         try {
           result = ingest(lease.writer, msg.payload, msg.devices, msg.daily);
           accepted += result.readings;
-          rejected += result.rejected;
-          lastMessageRejected = result.rejected > 0;
+          rejectedItems.record(result.rejected);
         } finally {
           statusUpdate.request();
         }
@@ -106,24 +98,18 @@ export = function (RED: NodeAPI): void {
   ): Mode {
     const engine = new QueryEngine(lease.db, { rawHorizonMs });
     let answered = 0;
-    let refused = 0;
-    let lastQueryRefused = false;
     let last = { rows: 0, ms: 0 };
-    const statusUpdate = throttled(() => {
-      if (lastQueryRefused)
-        status.degraded(node, t('status.refused', { queries: answered, refused }));
-      else status.ok(node, t('status.answered', { queries: answered, ...last }));
-    });
+    const statusUpdate = throttled(() =>
+      refusals.show(node, status.ok, t('status.answered', { queries: answered, ...last }), t),
+    );
+    const refusals = new Refusals(() => statusUpdate.request());
     return {
       input(msg, send) {
         let answer;
         try {
           answer = answerQuery(engine, msg.payload, chart);
-          lastQueryRefused = false;
         } catch (error) {
-          refused += 1;
-          lastQueryRefused = true;
-          statusUpdate.request();
+          refusals.record(1);
           throw error;
         }
         msg.payload = answer.payload;
@@ -132,6 +118,7 @@ export = function (RED: NodeAPI): void {
         answered += 1;
         metrics.query(answer.query.type, answer.ms);
         last = { rows: answer.query.count, ms: Math.round(answer.ms * 10) / 10 };
+        refusals.record(0);
         statusUpdate.request();
         send(msg);
       },

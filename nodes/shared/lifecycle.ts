@@ -1,28 +1,36 @@
 import { errorMessage, isKasaError } from '../../lib/errors';
 import { describeError } from './errors';
+import type { Refusals } from './status';
 import type { Node, NodeAPI, NodeMessageInFlow, SendFunction } from './types';
 
 /**
  * Registers an input handler that may be async: `done` is called exactly once, with the error
  * when the handler throws or rejects, so the error reaches the debug sidebar and Catch nodes.
  * A coded error (KasaError) is told in the words of its catalog entry, keeping it as the cause.
+ * With `refusals`, the node's status also counts the messages it refused.
  */
 export function onInput(
   RED: NodeAPI,
   node: Node,
   handler: (msg: NodeMessageInFlow, send: SendFunction) => unknown,
+  refusals?: Refusals,
 ): void {
   node.on('input', (msg, send, done) => {
+    const succeed = () => {
+      refusals?.record(0);
+      done();
+    };
     const fail = (error: unknown) => {
+      refusals?.record(1);
       if (isKasaError(error)) done(new Error(describeError(RED, error), { cause: error }));
       else done(error instanceof Error ? error : new Error(errorMessage(error)));
     };
     try {
       const result = handler(msg, send);
       if (result instanceof Promise) {
-        result.then(() => done(), fail);
+        result.then(succeed, fail);
       } else {
-        done();
+        succeed();
       }
     } catch (error) {
       fail(error);

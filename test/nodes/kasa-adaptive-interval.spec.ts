@@ -127,6 +127,15 @@ describe('kasa-adaptive-interval node', function () {
       assert.match(msg.error.message, /kasa-adaptive-interval\.errors\.not-a-reading$/);
       assert.equal(msg.error.source.id, 'adaptive');
     }
+    const adaptive = helper.getNode('adaptive');
+    const refused = (adaptive.status as any).lastCall.args[0];
+    assert.equal(refused.fill, 'yellow', 'a refused message shows on the canvas');
+    assert.match(refused.text, /^kasa-adaptive-interval\.status\.with-refused$/);
+    adaptive.receive({ payload: reading('plug', 40) });
+    await delay(50);
+    const accepted = (adaptive.status as any).lastCall.args[0];
+    assert.notEqual(accepted.fill, 'yellow', 'an accepted reading ends the warning');
+    assert.equal(accepted.text, 'kasa-adaptive-interval.status.with-refused', 'the count stays');
   });
 
   it('falls back to the default of a setting that is not a number, with one error naming it', async function () {

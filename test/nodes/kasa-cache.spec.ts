@@ -232,8 +232,14 @@ describe('kasa-cache node', function () {
     assert.match(errors[0]!, /kasa-cache\.errors\.no-key/);
     assert.match(errors[1]!, /not JSON/);
     assert.match(errors[2]!, /TTL/);
-    await delay(50);
+    await delay(1100);
     assert.deepEqual(passed, [], 'nothing stored, nothing passed on');
+    const refused = lastStatus('setter');
+    assert.equal(refused.fill, 'yellow', 'refused messages show on the canvas');
+    assert.match(refused.text ?? '', /^kasa-cache\.status\.with-refused$/);
+    helper.getNode('setter').receive({ topic: 'k', payload: 1 });
+    await delay(1100);
+    assert.equal(lastStatus('setter').fill, 'green', 'an accepted message ends the warning');
   });
 
   it('shows hits, misses and entries in its status', async function () {

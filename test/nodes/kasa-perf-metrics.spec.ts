@@ -274,8 +274,11 @@ describe('kasa-perf-metrics node', function () {
     node('perf').receive({ payload: 'now', reset: 'yes' });
     const [error] = await caught;
     assert.match(error.error.message, /kasa-perf-metrics\.errors\.bad-reset/);
+    assert.equal(lastStatus('perf').fill, 'yellow', 'the refused message shows on the canvas');
+    assert.equal(lastStatus('perf').text, 'kasa-perf-metrics.status.with-refused');
     const payload = await snapshot();
     assert.equal(typeof payload.counters.polls, 'number');
+    assert.equal(lastStatus('perf').fill, 'green', 'an accepted message ends the warning');
   });
 
   it('names an unusable interval or memory limit once and runs on the defaults', async function () {

@@ -274,5 +274,8 @@ describe('kasa-poll node', function () {
     assert.match(messages[0].error.message, /kasa-poll\.errors\.bad-interval$/);
     assert.match(messages[1].error.message, /kasa-poll\.errors\.unknown-device$/);
     assert.equal(plug.requestCount, 0);
+    const refused = (helper.getNode('poll').status as any).lastCall.args[0];
+    assert.equal(refused.fill, 'yellow', 'refused messages show on the canvas');
+    assert.match(refused.text, /^kasa-poll\.status\.with-refused$/);
   });
 });
