@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { KasaError } from '../errors';
 import type { SharedPool } from '../pool/shared-pool';
 import type { DeviceDay, DeviceInfo, Reading } from '../types';
-import type { PollTarget } from './device-entries';
+import { parseDeviceEntry, type PollTarget } from './device-entries';
 import { pollTarget, type PollNotice, type PollOutcome } from './poll-device';
 import { PollScheduler, type IntervalTimers } from './poll-scheduler';
 
@@ -143,8 +143,10 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
     // An outlet's id starts with its strip's, so outlets polled one by one (host/N) are told
     // apart by the readings each target yielded.
     const exact = this.targets.filter((target) => this.yielded.get(target.key)?.has(name));
+    // An entry as the device list has it (`host/N`, without the default port) names its target.
+    const entryKey = entryKeyOf(name);
     return this.targets.filter((target) => {
-      if (target.key === name || target.host === name) return true;
+      if (target.key === name || target.key === entryKey || target.host === name) return true;
       if (`${target.host}:${target.port}` === name) return true;
       if (exact.length > 0) return exact.includes(target);
       const device = learned.get(`${target.host}:${target.port}`);
@@ -253,5 +255,14 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
     this.states.set(target.key, { state: 'failing', code });
     if (previous?.state !== 'failing' || previous.code !== code)
       this.emit('failing', target, error);
+  }
+}
+
+/** The normalised key of `name` read as a device entry, or null when it is not one. */
+function entryKeyOf(name: string): string | null {
+  try {
+    return parseDeviceEntry(name).key;
+  } catch {
+    return null;
   }
 }

@@ -48,6 +48,17 @@ describe('Poller: per-device intervals', function () {
     assert.deepEqual(outlets.resolve(strip.deviceId), outlets.targets, 'the strip id names all');
   });
 
+  it('finds an outlet by its entry as the device list has it, with or without the default port', function () {
+    const outlets = poller(['127.0.0.1/0', '127.0.0.1/1', `127.0.0.1:${strip.port}`]);
+    const [first, second, whole] = outlets.targets;
+    assert.deepEqual(outlets.resolve('127.0.0.1/1'), [second]);
+    assert.deepEqual(outlets.resolve('127.0.0.1:9999/1'), [second]);
+    assert.deepEqual(outlets.resolve(` 127.0.0.1:${strip.port} `), [whole]);
+    assert.deepEqual(outlets.resolve('127.0.0.1'), [first, second, whole], 'a host names all');
+    assert.deepEqual(outlets.resolve('127.0.0.1/4'), []);
+    assert.deepEqual(outlets.resolve('not an entry at all'), []);
+  });
+
   it('polls a whole strip at the shortest interval any of its outlets asked for', async function () {
     const whole = poller([`127.0.0.1:${strip.port}`]);
     await whole.pollNow(whole.targets, undefined);
