@@ -4,7 +4,7 @@ import { Poller, type PollCycle } from '../lib/polling/poller';
 import type { DevicePoolNode } from './shared/device-pool-node';
 import { translator } from './shared/i18n';
 import { describeError } from './shared/errors';
-import { onClose, onInput, reportSetupError } from './shared/lifecycle';
+import { afterFlowStart, onClose, onInput, reportSetupError } from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
 import { Refusals, status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
@@ -176,7 +176,8 @@ export = function (RED: NodeAPI): void {
     if (targets.length === 0) showStatus();
     else if (intervalS === 0) status.idle(this, t('status.on-input'));
     else status.connecting(this, t('status.starting'));
-    poller.start();
+    // A device that fails its first poll is reported as an error, which a Catch node must get.
+    afterFlowStart(this, () => poller.start());
   }
   RED.nodes.registerType('kasa-poll', KasaPoll);
 };

@@ -106,6 +106,8 @@ interface DeviceState {
   busy: boolean;
   /** A job of this device is being worked on (waiting for a slot, on the wire, or between tries). */
   active: boolean;
+  /** The error of the last failed request, kept whole while the device is offline. */
+  lastFailure: KasaError | null;
 }
 
 interface Sleep {
@@ -285,6 +287,7 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
         queue: [],
         busy: false,
         active: false,
+        lastFailure: null,
       };
       this.devices.set(key, device);
     }
@@ -302,6 +305,8 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
         (nextAttemptAt - now) / 1000,
       )} s`,
       { host: device.address.host, port: device.address.port, nextAttemptAt },
+      // The failure that started the outage, so a newcomer can name it rather than the wait.
+      { cause: device.lastFailure ?? undefined },
     );
   }
 
@@ -402,6 +407,7 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
     health.lastSuccessAt = this.options.clock.now();
     health.latencyMs = latencyMs;
     health.nextAttemptAt = null;
+    device.lastFailure = null;
     if (changed) {
       this.options.logger.debug(`${health.key} online`);
       this.notify('health', copyHealth(health));
@@ -416,6 +422,7 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
     health.consecutiveFailures += 1;
     health.lastFailureAt = now;
     health.lastError = { code: error.code, message: error.message };
+    device.lastFailure = error;
     const { offlineBackoffBaseMs, offlineBackoffMaxMs } = this.options;
     const wait = Math.min(
       offlineBackoffMaxMs,

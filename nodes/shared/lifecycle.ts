@@ -52,17 +52,25 @@ export function onClose(node: Node, handler: (removed: boolean) => unknown): voi
 }
 
 /**
- * Reports a problem found while the node starts (a setting it cannot use, a missing config node)
- * to the log, the debug sidebar and Catch nodes. Node-RED lists a flow's Catch nodes only once
- * every node of the flow exists, so the report waits for the end of the current turn, after the
- * flow has started; a node closed before then reports nothing.
+ * Runs `start` once the flow the node belongs to has started, unless the node is closed first.
+ * Node-RED lists a flow's Catch nodes only once every node of the flow exists, so whatever a node
+ * may report as an error (a setup problem, a device that fails its first poll) waits for the end
+ * of the current turn.
  */
-export function reportSetupError(node: Node, text: string): void {
+export function afterFlowStart(node: Node, start: () => void): void {
   let closed = false;
   node.on('close', () => {
     closed = true;
   });
   setImmediate(() => {
-    if (!closed) node.error(text, {});
+    if (!closed) start();
   });
+}
+
+/**
+ * Reports a problem found while the node starts (a setting it cannot use, a missing config node)
+ * to the log, the debug sidebar and Catch nodes, once the flow has started.
+ */
+export function reportSetupError(node: Node, text: string): void {
+  afterFlowStart(node, () => node.error(text, {}));
 }
