@@ -4,7 +4,7 @@ import { instrumentCache } from '../lib/metrics/instrument';
 import type { SecondLevelState } from '../lib/cache/types';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput, reportSetupError } from './shared/lifecycle';
+import { onClose, onInput, outOfService, reportSetupError } from './shared/lifecycle';
 import { metricsOf } from './shared/metrics';
 import type { RedisConfigNode } from './shared/redis-node';
 import { numberSetting } from './shared/settings';
@@ -58,8 +58,7 @@ export = function (RED: NodeAPI): void {
         secondLevelTtlMs: redisNode?.ttlMs,
       });
     } catch (error) {
-      status.error(this, t('status.bad-settings'));
-      reportSetupError(this, describeError(RED, error));
+      outOfService(this, t('status.bad-settings'), describeError(RED, error), t);
       return;
     }
     if (lease.replacedOthers) this.warn(t('log.rebuilt', { cache: name }));

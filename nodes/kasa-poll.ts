@@ -4,7 +4,13 @@ import { Poller, type PollCycle } from '../lib/polling/poller';
 import type { DevicePoolNode } from './shared/device-pool-node';
 import { translator } from './shared/i18n';
 import { describeError } from './shared/errors';
-import { afterFlowStart, onClose, onInput, reportSetupError } from './shared/lifecycle';
+import {
+  afterFlowStart,
+  onClose,
+  onInput,
+  outOfService,
+  reportSetupError,
+} from './shared/lifecycle';
 import { numberSetting } from './shared/settings';
 import { Refusals, status } from './shared/status';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
@@ -37,8 +43,7 @@ export = function (RED: NodeAPI): void {
     const t = translator(RED, 'kasa-poll');
     const poolNode = RED.nodes.getNode(def.pool) as DevicePoolNode | null;
     if (poolNode === null) {
-      status.error(this, t('status.no-pool'));
-      reportSetupError(this, t('errors.no-pool'));
+      outOfService(this, t('status.no-pool'), t('errors.no-pool'), t);
       return;
     }
     const listText = deviceListText(def.devices);

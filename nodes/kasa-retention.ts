@@ -6,7 +6,7 @@ import type { DatabaseLease } from '../lib/store/registry';
 import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput, reportSetupError } from './shared/lifecycle';
+import { onClose, onInput, outOfService, reportSetupError } from './shared/lifecycle';
 import { numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
 import { status } from './shared/status';
@@ -36,8 +36,7 @@ export = function (RED: NodeAPI): void {
     try {
       if (timeZone !== '') new LocalDays(timeZone);
     } catch {
-      status.error(this, t('status.bad-timezone'));
-      reportSetupError(this, t('errors.bad-timezone', { zone: timeZone }));
+      outOfService(this, t('status.bad-timezone'), t('errors.bad-timezone', { zone: timeZone }), t);
       return;
     }
     const setting = (name: 'rawDays' | 'hourlyDays' | 'dailyDays' | 'every', rule: NumberRule) =>

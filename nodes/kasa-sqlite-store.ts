@@ -7,7 +7,7 @@ import { RetryingOpen } from '../lib/store/retrying-open';
 import { databaseOf } from './shared/database-source';
 import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
-import { onClose, onInput, reportSetupError } from './shared/lifecycle';
+import { onClose, onInput, outOfService } from './shared/lifecycle';
 import { kasaMonitorSettings, numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
 import { Refusals, status, throttled } from './shared/status';
@@ -132,8 +132,8 @@ export = function (RED: NodeAPI): void {
     if (source === null) return;
     const modeName = def.mode?.trim() || 'store';
     if (modeName !== 'store' && modeName !== 'query') {
-      status.error(this, t('status.unsupported-mode'));
-      reportSetupError(this, t('errors.unsupported-mode', { mode: def.mode }));
+      const text = t('errors.unsupported-mode', { mode: def.mode });
+      outOfService(this, t('status.unsupported-mode'), text, t);
       return;
     }
 

@@ -1,7 +1,6 @@
 import type { DatabaseSource } from '../../lib/store/registry';
 import type { Translate } from './i18n';
-import { reportSetupError } from './lifecycle';
-import { status } from './status';
+import { outOfService } from './lifecycle';
 import type { Node, NodeAPI } from './types';
 
 /**
@@ -16,7 +15,6 @@ export function databaseOf(
 ): DatabaseSource | null {
   const config = RED.nodes.getNode(configId) as (Node & { database?: DatabaseSource }) | null;
   if (config?.database !== undefined) return config.database;
-  status.error(node, t('status.no-config'));
-  reportSetupError(node, t('errors.missing-config'));
+  outOfService(node, t('status.no-config'), t('errors.missing-config'), t);
   return null;
 }

@@ -1,6 +1,7 @@
 import { errorMessage, isKasaError } from '../../lib/errors';
 import { describeError } from './errors';
-import type { Refusals } from './status';
+import type { Translate } from './i18n';
+import { Refusals, status } from './status';
 import type { Node, NodeAPI, NodeMessageInFlow, SendFunction } from './types';
 
 /**
@@ -73,4 +74,28 @@ export function afterFlowStart(node: Node, start: () => void): void {
  */
 export function reportSetupError(node: Node, text: string): void {
   afterFlowStart(node, () => node.error(text, {}));
+}
+
+/**
+ * Puts a node that cannot work with its settings out of service: a red status, the problem
+ * reported once the flow has started, and the first message it gets answered with the same
+ * catchable error (so a user pressing an inject learns why nothing happens); later messages are
+ * counted in the status rather than repeating the error.
+ */
+export function outOfService(
+  node: Node,
+  statusText: string,
+  errorText: string,
+  translate: Translate,
+): void {
+  const refusals = new Refusals(() => refusals.show(node, status.error, statusText, translate));
+  status.error(node, statusText);
+  reportSetupError(node, errorText);
+  let refused = 0;
+  node.on('input', (_msg, _send, done) => {
+    refused += 1;
+    refusals.record(1);
+    if (refused === 1) done(new Error(errorText));
+    else done();
+  });
 }

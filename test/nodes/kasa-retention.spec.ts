@@ -176,12 +176,33 @@ describe('kasa-retention node', function () {
     assert.equal((payload as { deleted: number }).deleted, rows);
   });
 
-  it('rejects an unknown time zone at deploy', async function () {
+  it('rejects an unknown time zone at deploy, and tells the first message why it does not run', async function () {
     await helper.load(loadNodes, flow(file(), { timezone: 'Mars/Olympus' }));
-    assert.equal(
-      node('retention').status.args.at(-1)?.[0].text,
-      'kasa-retention.status.bad-timezone',
+    const retention = node('retention');
+    assert.equal(retention.status.args.at(-1)?.[0].text, 'kasa-retention.status.bad-timezone');
+    const caught: string[] = [];
+    const catcher = helper.getNode('caught') as unknown as {
+      on(event: 'input', listener: (msg: { error: { message: string } }) => void): void;
+    };
+    catcher.on('input', (msg) => caught.push(msg.error.message));
+    const retentionNode = helper.getNode('retention');
+    retentionNode.receive({});
+    retentionNode.receive({});
+    await delay(50);
+    // The setup report (when it comes after the listener was added) and the first message's
+    // answer; the second message is only counted.
+    assert.ok(caught.length >= 1 && caught.length <= 2, caught.join(' | '));
+    for (const text of caught)
+      assert.match(text, /^(Error: )?kasa-retention\.errors\.bad-timezone$/);
+    assert.ok(
+      caught.includes('Error: kasa-retention.errors.bad-timezone'),
+      'the message got an answer',
     );
+    assert.deepEqual(retention.status.args.at(-1)?.[0], {
+      fill: 'red',
+      shape: 'ring',
+      text: 'kasa-retention.status.with-refused',
+    });
   });
 
   it('close stops a run in progress and leaves no worker', async function () {

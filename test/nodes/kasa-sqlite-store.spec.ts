@@ -281,8 +281,17 @@ describe('kasa-sqlite-store node', function () {
       text: 'kasa-sqlite-store.status.no-config',
     });
     assert.ok(store.error.calledWith('kasa-sqlite-store.errors.missing-config'));
+    const caught = collect(helper.getNode('caught'), 1);
     store.receive({ payload: reading(0) });
+    const [first] = await caught;
+    assert.match(first.error.message, /kasa-sqlite-store\.errors\.missing-config$/);
+    store.receive({ payload: reading(1) });
     await delay(20);
+    assert.deepEqual(statusCalls(store).at(-1), {
+      fill: 'red',
+      shape: 'ring',
+      text: 'kasa-sqlite-store.status.with-refused {"status":"kasa-sqlite-store.status.no-config","refused":2}',
+    });
   });
 
   it('should report a database in a missing directory in the log and the status', async function () {
