@@ -57,12 +57,19 @@ function baseUnits(metered: MeteredLoad, seconds: number): Record<string, number
   };
 }
 
-/** A copy of a strip's fixture whose outlets carry the given names. */
+/**
+ * A copy of a strip's fixture whose outlets carry the given names and are switched on (the
+ * fixtures were recorded with every outlet off, yet the demo's loads draw power).
+ */
 function withOutletAliases(fixture: KasaFixture, aliases: string[]): KasaFixture {
   const copy = structuredClone(fixture);
-  const children =
-    (copy.system?.get_sysinfo as { children?: { alias: string }[] } | undefined)?.children ?? [];
-  children.forEach((child, index) => (child.alias = aliases[index] ?? child.alias));
+  const sysinfo = copy.system?.get_sysinfo as
+    | { children?: { alias: string; state?: number }[] }
+    | undefined;
+  (sysinfo?.children ?? []).forEach((child, index) => {
+    child.alias = aliases[index] ?? child.alias;
+    child.state = 1;
+  });
   return copy;
 }
 
