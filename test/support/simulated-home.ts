@@ -64,8 +64,7 @@ function baseUnits(metered: MeteredLoad, seconds: number): Record<string, number
 function withOutletAliases(fixture: KasaFixture, aliases: string[]): KasaFixture {
   const copy = structuredClone(fixture);
   const sysinfo = copy.system?.get_sysinfo as
-    | { children?: { alias: string; state?: number }[] }
-    | undefined;
+    { children?: { alias: string; state?: number }[] } | undefined;
   (sysinfo?.children ?? []).forEach((child, index) => {
     child.alias = aliases[index] ?? child.alias;
     child.state = 1;
