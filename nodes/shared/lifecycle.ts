@@ -5,6 +5,17 @@ import { Refusals, status } from './status';
 import type { Node, NodeAPI, NodeMessageInFlow, SendFunction } from './types';
 
 /**
+ * The error a node answers a message with. Node-RED shows an Error by its `toString()`, which
+ * would put `Error: ` before the text in the Catch node's `msg.error.message` and the log; this
+ * one reads the same as the node's other errors. The original error stays as the cause.
+ */
+export class NodeError extends Error {
+  override toString(): string {
+    return this.message;
+  }
+}
+
+/**
  * Registers an input handler that may be async: `done` is called exactly once, with the error
  * when the handler throws or rejects, so the error reaches the debug sidebar and Catch nodes.
  * A coded error (KasaError) is told in the words of its catalog entry, keeping it as the cause.
@@ -23,8 +34,8 @@ export function onInput(
     };
     const fail = (error: unknown) => {
       refusals?.record(1);
-      if (isKasaError(error)) done(new Error(describeError(RED, error), { cause: error }));
-      else done(error instanceof Error ? error : new Error(errorMessage(error)));
+      const text = isKasaError(error) ? describeError(RED, error) : errorMessage(error);
+      done(new NodeError(text, { cause: error }));
     };
     try {
       const result = handler(msg, send);
@@ -95,7 +106,7 @@ export function outOfService(
   node.on('input', (_msg, _send, done) => {
     refused += 1;
     refusals.record(1);
-    if (refused === 1) done(new Error(errorText));
+    if (refused === 1) done(new NodeError(errorText));
     else done();
   });
 }

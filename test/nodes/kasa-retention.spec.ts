@@ -190,14 +190,9 @@ describe('kasa-retention node', function () {
     retentionNode.receive({});
     await delay(50);
     // The setup report (when it comes after the listener was added) and the first message's
-    // answer; the second message is only counted.
+    // answer, which reads the same; the second message is only counted.
     assert.ok(caught.length >= 1 && caught.length <= 2, caught.join(' | '));
-    for (const text of caught)
-      assert.match(text, /^(Error: )?kasa-retention\.errors\.bad-timezone$/);
-    assert.ok(
-      caught.includes('Error: kasa-retention.errors.bad-timezone'),
-      'the message got an answer',
-    );
+    for (const text of caught) assert.equal(text, 'kasa-retention.errors.bad-timezone');
     assert.deepEqual(retention.status.args.at(-1)?.[0], {
       fill: 'red',
       shape: 'ring',
