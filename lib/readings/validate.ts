@@ -151,13 +151,13 @@ export interface StoreInput {
 /**
  * Checks a store message: `payload` holds one reading or an array, `devices` optional device
  * descriptions, `daily` optional days filled from the devices' statistics. When `devices` or
- * `daily` is given, a payload that is not an object or array (say an inject timestamp) is
- * ignored rather than rejected.
+ * `daily` is given, a payload that only triggered the message (absent, empty, or an inject
+ * timestamp) is ignored; any other payload is checked, so a wrong one is never dropped unsaid.
  */
 export function toStoreInput(payload: unknown, devices?: unknown, daily?: unknown): StoreInput {
   const input: StoreInput = { readings: [], devices: [], daily: [], rejected: [] };
   const extras = devices !== undefined || daily !== undefined;
-  if (!extras || (typeof payload === 'object' && payload !== null)) {
+  if (!extras || !isTrigger(payload)) {
     const checked = toReadings(payload);
     input.readings = checked.readings;
     for (const item of checked.rejected) input.rejected.push({ ...item, source: 'payload' });
@@ -185,6 +185,11 @@ export function describeRejected(rejected: readonly RejectedItem[], max = 3): st
     .map((item) => `${item.source ?? 'item'}[${item.index}]: ${item.error.message}`)
     .join('; ');
   return rejected.length > max ? `${listed}; …` : listed;
+}
+
+/** A payload that only set a message off: none, empty, or an inject node's timestamp. */
+function isTrigger(payload: unknown): boolean {
+  return payload === undefined || payload === null || payload === '' || typeof payload === 'number';
 }
 
 function collect<T>(

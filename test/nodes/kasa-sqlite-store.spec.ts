@@ -206,7 +206,7 @@ describe('kasa-sqlite-store node', function () {
     await helper.load(loadNodes, flow(file()));
     const out = collect(helper.getNode('out'), 1);
     node('store').receive({
-      payload: 'poll',
+      payload: Date.now(),
       devices: [{ device_id: 'lamp', model: 'HS103(US)', has_emeter: false }],
     });
     const [msg] = await out;

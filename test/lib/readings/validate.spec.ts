@@ -192,11 +192,19 @@ describe('toStoreInput()', function () {
     );
   });
 
-  it('should ignore a non-object payload when the message carries devices', function () {
-    const input = toStoreInput(1714564800000, [{ device_id: DEVICE }]);
-    assert.deepEqual(input.rejected, []);
-    assert.equal(input.devices.length, 1);
-    assert.equal(toStoreInput(1714564800000).rejected.length, 1);
+  it('should ignore a payload that only triggered a message carrying devices, and check any other', function () {
+    for (const trigger of [1714564800000, undefined, null, '']) {
+      const input = toStoreInput(trigger, [{ device_id: DEVICE }]);
+      assert.deepEqual(input.rejected, [], `payload ${String(trigger)}`);
+      assert.equal(input.devices.length, 1);
+    }
+    assert.equal(toStoreInput(1714564800000).rejected.length, 1, 'alone, it is no reading');
+    const wrong = toStoreInput('hello', [{ device_id: DEVICE }]);
+    assert.equal(wrong.devices.length, 1, 'the devices are kept');
+    assert.equal(
+      describeRejected(wrong.rejected),
+      'payload[0]: a reading must be an object, got "hello"',
+    );
   });
 
   it('should check days filled from a device, keeping the good ones and naming the bad', function () {
