@@ -1,18 +1,11 @@
 import assert from 'node:assert/strict';
 
 import { freePort, startNodeRed, type NodeRedProcess } from '../support/node-red-process';
+import { waitFor } from '../support/waiting';
 
 /** Lines of `log` that `pattern` matches. */
 const linesOf = (log: string, pattern: RegExp): string[] =>
   log.split('\n').filter((line) => pattern.test(line));
-
-async function waitFor(probe: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('device errors in a real Node-RED runtime (e2e)', function () {
   this.timeout(60_000);
