@@ -110,6 +110,17 @@ describe('browser: every example imports through the editor and deploys', functi
     return examples.locator('.red-ui-treeList-label').allInnerTexts();
   }
 
+  /** Imports one example through Menu > Import > Examples, as a user would. */
+  async function importExample(name: string): Promise<void> {
+    await openExamples();
+    await page
+      .locator('#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label')
+      .filter({ hasText: new RegExp(`^\\s*${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) })
+      .click();
+    await page.click('#red-ui-clipboard-dialog-ok');
+    await page.locator('#red-ui-clipboard-dialog').waitFor({ state: 'hidden' });
+  }
+
   it('lists every example under Import > Examples > this package', async function () {
     await openEmptyEditor();
     const listed = (await openExamples()).map((text) => text.trim());
@@ -131,13 +142,7 @@ describe('browser: every example imports through the editor and deploys', functi
       const example = JSON.parse(readFileSync(join(EXAMPLES, file), 'utf8')) as FlowNode[];
       await openEmptyEditor();
       const logFrom = nodeRed.log().length;
-      await openExamples();
-      await page
-        .locator('#red-ui-clipboard-dialog-import-tab-examples .red-ui-treeList-label')
-        .filter({ hasText: new RegExp(`^\\s*${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`) })
-        .click();
-      await page.click('#red-ui-clipboard-dialog-ok');
-      await page.locator('#red-ui-clipboard-dialog').waitFor({ state: 'hidden' });
+      await importExample(name);
       assert.deepEqual(await unknownNodes(page), [], 'no unknown node types in the editor');
       assert.deepEqual(await invalidNodes(page), [], 'every node properly configured');
 
@@ -155,4 +160,28 @@ describe('browser: every example imports through the editor and deploys', functi
       assert.doesNotMatch(log, /\[error\]/);
     });
   }
+
+  it('imports both dashboard examples side by side: one Dashboard 2 base, two pages, two database files', async function () {
+    await openEmptyEditor();
+    await importExample('Energy dashboard');
+    await importExample('Performance dashboard');
+    // Its Dashboard 2 base and theme are already there: the editor says so, and "Import copy"
+    // imports the rest, reusing them (config nodes with the same id are matched, not copied).
+    await page
+      .locator('.red-ui-notification', { hasText: /already exist/ })
+      .getByRole('button', { name: 'Import copy' })
+      .click();
+    await page.locator('.red-ui-tab', { hasText: 'Performance dashboard' }).waitFor();
+    await saveScreenshot(page, 'examples-both-dashboards-imported');
+    await page.click('#red-ui-header-button-deploy');
+    await page
+      .locator('.red-ui-notification', { hasText: /deployed/i })
+      .first()
+      .waitFor();
+    const deployed = (await nodeRed.getFlows()) as FlowNode[];
+    const counts = typeCounts(deployed);
+    assert.equal(counts['ui-base'], 1, 'Dashboard 2 allows one base');
+    assert.equal(counts['ui-page'], 2);
+    assert.equal(counts['kasa-sqlite-db'], 2, 'the performance example keeps its own file');
+  });
 });
