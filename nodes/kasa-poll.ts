@@ -52,6 +52,10 @@ export = function (RED: NodeAPI): void {
     }
     const { targets, errors } = parseDeviceList(listText instanceof Error ? '' : listText);
     for (const error of errors) reportSetupError(this, describeError(RED, error));
+    if (targets.length === 0) {
+      outOfService(this, t('status.no-devices'), t('errors.no-devices'), t);
+      return;
+    }
     const intervalS = numberSetting(RED, this, 'interval', def.interval, {
       fallback: 30,
       min: 0,
@@ -80,7 +84,6 @@ export = function (RED: NodeAPI): void {
         bad === 0
           ? t('status.counts', { ok: counts.ok, failing: counts.failing })
           : t('status.counts-bad-entries', { ok: counts.ok, failing: counts.failing, bad });
-      if (targets.length === 0) return status.error(this, t('status.no-devices'));
       const show =
         counts.failing === 0 && bad === 0
           ? counts.ok > 0
@@ -178,8 +181,7 @@ export = function (RED: NodeAPI): void {
       status.clear(this);
     });
 
-    if (targets.length === 0) showStatus();
-    else if (intervalS === 0) status.idle(this, t('status.on-input'));
+    if (intervalS === 0) status.idle(this, t('status.on-input'));
     else status.connecting(this, t('status.starting'));
     // A device that fails its first poll is reported as an error, which a Catch node must get.
     afterFlowStart(this, () => poller.start());

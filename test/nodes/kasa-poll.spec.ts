@@ -207,9 +207,10 @@ describe('kasa-poll node', function () {
       await helper.load(loadNodes, flow({ devices }));
       const poll = helper.getNode('poll');
       const errors = (poll.error as any).args.map((call: any[]) => String(call[0]));
+      const shapeError = devices === undefined ? [] : ['kasa-poll.errors.bad-device-list'];
       assert.deepEqual(
         errors,
-        devices === undefined ? [] : ['kasa-poll.errors.bad-device-list'],
+        [...shapeError, 'kasa-poll.errors.no-devices'],
         JSON.stringify(devices),
       );
       assert.deepEqual((poll.status as any).lastCall.args[0], {
@@ -217,6 +218,14 @@ describe('kasa-poll node', function () {
         shape: 'ring',
         text: 'kasa-poll.status.no-devices',
       });
+      // An inject into it is answered with the reason, not met with silence.
+      const answers: string[] = [];
+      helper.getNode('caught').on('input', (msg: any) => {
+        if (msg.payload === 'go') answers.push(String(msg.error.message));
+      });
+      poll.receive({ payload: 'go' });
+      await delay(50);
+      assert.deepEqual(answers, ['kasa-poll.errors.no-devices']);
       await unloadAll();
     }
   });
