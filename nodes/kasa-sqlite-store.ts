@@ -99,9 +99,10 @@ export = function (RED: NodeAPI): void {
     const engine = new QueryEngine(lease.db, { rawHorizonMs });
     let answered = 0;
     let last = { rows: 0, ms: 0 };
-    const statusUpdate = throttled(() =>
-      refusals.show(node, status.ok, t('status.answered', { queries: answered, ...last }), t),
-    );
+    const statusUpdate = throttled(() => {
+      if (answered === 0) refusals.show(node, status.idle, t('status.ready'), t);
+      else refusals.show(node, status.ok, t('status.answered', { queries: answered, ...last }), t);
+    });
     const refusals = new Refusals(() => statusUpdate.request());
     return {
       input(msg, send) {
