@@ -119,7 +119,8 @@ export = function (RED: NodeAPI): void {
       }, everyMs);
     };
     schedule();
-    status.idle(this, t('status.ready'));
+    if (everyMs > 0) status.idle(this, t('status.scheduled', { minutes: everyMs / MINUTE_MS }));
+    else status.idle(this, t('status.on-input'));
 
     onInput(RED, this, async (msg, send) => {
       msg.payload = await start();

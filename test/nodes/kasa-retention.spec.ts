@@ -212,6 +212,14 @@ describe('kasa-retention node', function () {
     // afterEach unloads the flow and checks that the worker is gone.
   });
 
+  it('says in its status whether it waits for its schedule or for input', async function () {
+    await helper.load(loadNodes, flow(file(), { every: 60 }));
+    assert.equal(node('retention').status.args.at(-1)?.[0].text, 'kasa-retention.status.scheduled');
+    await helper.unload();
+    await helper.load(loadNodes, flow(file(), { every: 0 }));
+    assert.equal(node('retention').status.args.at(-1)?.[0].text, 'kasa-retention.status.on-input');
+  });
+
   it('runs on its schedule and sends the report with topic retention', async function () {
     const rows = fill(1, 1);
     // 0.002 minutes: a run every 120 ms.
