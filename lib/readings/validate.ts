@@ -7,6 +7,8 @@ const MIN_PLAUSIBLE_TS_MS = 1e11;
 /** One item of a batch that failed validation; `index` is its position in the input array. */
 export interface RejectedItem {
   index: number;
+  /** The input was this one item, not an array: it is named without an index. */
+  single?: true;
   error: KasaError;
   /** Where the item came from, e.g. `payload` or `devices`; set by {@link toStoreInput}. */
   source?: string;
@@ -182,7 +184,10 @@ export function toStoreInput(payload: unknown, devices?: unknown, daily?: unknow
 export function describeRejected(rejected: readonly RejectedItem[], max = 3): string {
   const listed = rejected
     .slice(0, max)
-    .map((item) => `${item.source ?? 'item'}[${item.index}]: ${item.error.message}`)
+    .map((item) => {
+      const source = item.source ?? 'item';
+      return `${item.single ? source : `${source}[${item.index}]`}: ${item.error.message}`;
+    })
     .join('; ');
   return rejected.length > max ? `${listed}; …` : listed;
 }
@@ -196,7 +201,8 @@ function collect<T>(
   payload: unknown,
   check: (value: unknown) => T,
 ): { valid: T[]; rejected: RejectedItem[] } {
-  const items = Array.isArray(payload) ? (payload as unknown[]) : [payload];
+  const single = !Array.isArray(payload);
+  const items = single ? [payload] : (payload as unknown[]);
   const valid: T[] = [];
   const rejected: RejectedItem[] = [];
   for (let index = 0; index < items.length; index++) {
@@ -204,7 +210,11 @@ function collect<T>(
       valid.push(check(items[index]));
     } catch (error) {
       if (!(error instanceof KasaError)) throw error;
-      rejected.push({ index, error: withIndex(error, index) });
+      rejected.push({
+        index,
+        error: withIndex(error, index),
+        ...(single ? { single: true as const } : {}),
+      });
     }
   }
   return { valid, rejected };

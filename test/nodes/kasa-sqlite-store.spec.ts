@@ -167,7 +167,7 @@ describe('kasa-sqlite-store node', function () {
     assert.equal(msg.error.source.id, 'store');
     assert.match(msg.error.message, /kasa-sqlite-store\.errors\.rejected /);
     assert.match(msg.error.message, /"count":1,"total":1/);
-    assert.match(msg.error.message, /payload\[0\]: a reading must be an object, got \\"hello\\"/);
+    assert.match(msg.error.message, /payload: a reading must be an object, got \\"hello\\"/);
     await delay(50);
     assert.equal(sent, 0);
   });

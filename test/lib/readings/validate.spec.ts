@@ -203,7 +203,7 @@ describe('toStoreInput()', function () {
     assert.equal(wrong.devices.length, 1, 'the devices are kept');
     assert.equal(
       describeRejected(wrong.rejected),
-      'payload[0]: a reading must be an object, got "hello"',
+      'payload: a reading must be an object, got "hello"',
     );
   });
 
