@@ -252,10 +252,9 @@ export class Poller<Sink = undefined> extends EventEmitter<PollerEvents<Sink>> {
     const previous = this.states.get(target.key);
     // Backing off is the same outage continuing, not news. A poller that meets an outage already
     // under way (after a redeploy) reports the failure that started it, not the wait.
-    const reported =
-      error.code === 'DEVICE_BACKING_OFF' && error.cause instanceof KasaError ? error.cause : error;
-    const code =
-      error.code === 'DEVICE_BACKING_OFF' ? (previous?.code ?? reported.code) : error.code;
+    const backingOff = error.code === 'DEVICE_BACKING_OFF';
+    const reported = backingOff && error.cause instanceof KasaError ? error.cause : error;
+    const code = backingOff ? (previous?.code ?? reported.code) : error.code;
     this.states.set(target.key, { state: 'failing', code });
     if (previous?.state !== 'failing' || previous.code !== code)
       this.emit('failing', target, reported);

@@ -106,7 +106,7 @@ interface DeviceState {
   busy: boolean;
   /** A job of this device is being worked on (waiting for a slot, on the wire, or between tries). */
   active: boolean;
-  /** The error of the last failed request, kept whole while the device is offline. */
+  /** The last failed request's error, whole: `health.lastError` is its plain copy. */
   lastFailure: KasaError | null;
 }
 
@@ -295,13 +295,13 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
   }
 
   private backingOff(device: DeviceState): KasaError | null {
-    const { nextAttemptAt, key, lastError } = device.health;
+    const { nextAttemptAt, key } = device.health;
     if (nextAttemptAt === null) return null;
     const now = this.options.clock.now();
     if (now >= nextAttemptAt) return null;
     return new KasaError(
       'DEVICE_BACKING_OFF',
-      `${key} is offline (${lastError?.code ?? 'failed'}); next attempt in ${Math.ceil(
+      `${key} is offline (${device.lastFailure?.code ?? 'failed'}); next attempt in ${Math.ceil(
         (nextAttemptAt - now) / 1000,
       )} s`,
       { host: device.address.host, port: device.address.port, nextAttemptAt },
@@ -407,7 +407,6 @@ export class DevicePool extends EventEmitter<DevicePoolEvents> {
     health.lastSuccessAt = this.options.clock.now();
     health.latencyMs = latencyMs;
     health.nextAttemptAt = null;
-    device.lastFailure = null;
     if (changed) {
       this.options.logger.debug(`${health.key} online`);
       this.notify('health', copyHealth(health));

@@ -252,7 +252,7 @@ describe('DevicePool', function () {
 
       const waits: number[] = [];
       for (let failure = 1; failure <= 8; failure += 1) {
-        await rejectsWith(devicePool.request(address, SYSINFO), 'DEVICE_UNREACHABLE');
+        const cause = await rejectsWith(devicePool.request(address, SYSINFO), 'DEVICE_UNREACHABLE');
         const health = devicePool.health(address)!;
         assert.equal(health.consecutiveFailures, failure);
         assert.equal(health.lastFailureAt, now);
@@ -262,6 +262,7 @@ describe('DevicePool', function () {
         now += 1000;
         const early = await rejectsWith(devicePool.request(address, SYSINFO), 'DEVICE_BACKING_OFF');
         assert.equal(early.details.nextAttemptAt, health.nextAttemptAt);
+        assert.equal(early.cause, cause, 'the wait carries the failure that started the outage');
         assert.equal(scripted.calls(), calls);
         now = health.nextAttemptAt!;
       }
