@@ -102,11 +102,9 @@ export function outOfService(
   const refusals = new Refusals(() => refusals.show(node, status.error, statusText, translate));
   status.error(node, statusText);
   reportSetupError(node, errorText);
-  let refused = 0;
   node.on('input', (_msg, _send, done) => {
-    refused += 1;
     refusals.record(1);
-    if (refused === 1) done(new NodeError(errorText));
+    if (refusals.count === 1) done(new NodeError(errorText));
     else done();
   });
 }

@@ -63,6 +63,11 @@ export class Refusals {
     if (changed) this.redraw();
   }
 
+  /** How many were refused so far. */
+  get count(): number {
+    return this.refused;
+  }
+
   /** Changes whenever the status should, for nodes that redraw only on change. */
   get key(): string {
     return `${this.refused}${this.lastRefused ? '!' : ''}`;
