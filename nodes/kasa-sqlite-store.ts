@@ -1,17 +1,13 @@
-import { instrumentWriter } from '../lib/metrics/instrument';
-import type { MetricsRecorder } from '../lib/metrics/recorder';
-import { ingest, writerHealth, type IngestResult } from '../lib/store/ingest';
-import { answerQuery, DAY_MS, QueryEngine } from '../lib/store/query';
-import type { DatabaseLease } from '../lib/store/registry';
+import { DAY_MS } from '../lib/store/query';
 import { RetryingOpen } from '../lib/store/retrying-open';
 import { databaseOf } from './shared/database-source';
-import { describeError } from './shared/errors';
 import { translator } from './shared/i18n';
 import { onClose, onInput, outOfService } from './shared/lifecycle';
 import { kasaMonitorSettings, numberSetting, type NumberRule } from './shared/settings';
 import { metricsOf } from './shared/metrics';
-import { Refusals, status, throttled } from './shared/status';
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, SendFunction } from './shared/types';
+import { status } from './shared/status';
+import { queryMode, storeMode } from './shared/store-modes';
+import type { Node, NodeAPI, NodeDef } from './shared/types';
 
 interface SqliteStoreDef extends NodeDef {
   db: string;
@@ -22,110 +18,9 @@ interface SqliteStoreDef extends NodeDef {
   rawHorizon?: number | string;
 }
 
-type StoreMessage = NodeMessageInFlow & {
-  devices?: unknown;
-  daily?: unknown;
-  stored?: { accepted: number; rejected: number };
-  query?: unknown;
-  action?: string;
-};
-
-interface Mode {
-  input(msg: StoreMessage, send: SendFunction): void;
-  close(): void;
-}
-
 export = function (RED: NodeAPI): void {
   const t = translator(RED, 'kasa-sqlite-store');
-
-  function storeMode(node: Node, lease: DatabaseLease, metrics: MetricsRecorder): Mode {
-    let accepted = 0;
-    const stopMetrics = instrumentWriter(metrics, lease.writer, lease.path);
-    const showStatus = (): void => {
-      const { state, ...figures } = writerHealth(lease.writer.stats);
-      const text = t(`status.${state === 'ok' ? 'written' : state}`, {
-        ...(state === 'ok' ? { rows: accepted } : {}),
-        ...figures,
-      });
-      const show =
-        state === 'ok' ? status.ok : state === 'write-failed' ? status.error : status.degraded;
-      rejectedItems.show(node, show, text, t);
-    };
-    const statusUpdate = throttled(showStatus);
-    const rejectedItems = new Refusals(() => statusUpdate.request());
-    // Failures and recoveries are rare and matter: they are shown at once, not throttled.
-    lease.on('error', (error) => {
-      node.error(describeError(RED, error));
-      showStatus();
-    });
-    lease.on('recovered', (info) => {
-      node.log(t('log.recovered', { seconds: Math.round(info.failedForMs / 1000) }));
-      showStatus();
-    });
-    lease.on('flush', () => statusUpdate.request());
-    return {
-      input(msg, send) {
-        let result: IngestResult;
-        try {
-          result = ingest(lease.writer, msg.payload, msg.devices, msg.daily);
-          accepted += result.readings;
-          rejectedItems.record(result.rejected);
-        } finally {
-          statusUpdate.request();
-        }
-        const { readings, devices, days, total, rejectedDetail } = result;
-        if (readings > 0 || devices > 0 || days > 0) {
-          msg.stored = { accepted: readings, rejected: result.rejected };
-          send(msg);
-        }
-        if (result.rejected > 0) {
-          const count = result.rejected;
-          throw new Error(t('errors.rejected', { count, total, detail: rejectedDetail }));
-        }
-      },
-      close: () => {
-        statusUpdate.stop();
-        stopMetrics();
-      },
-    };
-  }
-
-  function queryMode(
-    node: Node,
-    lease: DatabaseLease,
-    { rawHorizonMs, chart }: { rawHorizonMs: number; chart: boolean },
-    metrics: MetricsRecorder,
-  ): Mode {
-    const engine = new QueryEngine(lease.db, { rawHorizonMs });
-    let answered = 0;
-    let last = { rows: 0, ms: 0 };
-    const statusUpdate = throttled(() => {
-      if (answered === 0) refusals.show(node, status.idle, t('status.ready'), t);
-      else refusals.show(node, status.ok, t('status.answered', { queries: answered, ...last }), t);
-    });
-    const refusals = new Refusals(() => statusUpdate.request());
-    return {
-      input(msg, send) {
-        let answer;
-        try {
-          answer = answerQuery(engine, msg.payload, chart);
-        } catch (error) {
-          refusals.record(1);
-          throw error;
-        }
-        msg.payload = answer.payload;
-        msg.query = answer.query;
-        if (chart) msg.action = 'replace';
-        answered += 1;
-        metrics.query(answer.query.type, answer.ms);
-        last = { rows: answer.query.count, ms: Math.round(answer.ms * 10) / 10 };
-        refusals.record(0);
-        statusUpdate.request();
-        send(msg);
-      },
-      close: () => statusUpdate.stop(),
-    };
-  }
+  const context = { RED, t };
 
   function KasaSqliteStore(this: Node, def: SqliteStoreDef): void {
     RED.nodes.createNode(this, def);
@@ -163,8 +58,8 @@ export = function (RED: NodeAPI): void {
         try {
           const mode =
             queryOptions === null
-              ? storeMode(this, lease, metrics)
-              : queryMode(this, lease, queryOptions, metrics);
+              ? storeMode(context, this, lease, metrics)
+              : queryMode(context, this, lease, queryOptions, metrics);
           return { lease, mode };
         } catch (error) {
           lease.release();
