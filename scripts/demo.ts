@@ -5,11 +5,12 @@
  * and what reaches the database. Ctrl-C stops everything it started. Nothing here addresses
  * anything outside 127.0.0.0/8: Discover searches a loopback broadcast address.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 
+import { errorMessage } from '../lib/errors';
 import { startNodeRed, type NodeRedProcess } from '../test/support/node-red-process';
 import { startSimulatedHome, type SimulatedHome } from '../test/support/simulated-home';
 
@@ -38,25 +39,30 @@ function demoFlow(home: SimulatedHome): object[] {
 }
 
 function report(): void {
+  if (!existsSync(DB_FILE)) {
+    console.log('[demo] waiting for the first readings ...');
+    return;
+  }
   let db: Database.Database | undefined;
   try {
     db = new Database(DB_FILE, { readonly: true, fileMustExist: true });
+    // Readings from the user's own nodes may name a device without an alias.
     const rows = db
       .prepare(
-        `SELECT d.alias AS alias, COUNT(*) AS n, ROUND(MAX(r.power_w), 1) AS max_w,
-                ROUND(COALESCE(SUM(r.energy_wh), 0), 1) AS wh
+        `SELECT COALESCE(d.alias, d.device_id) AS name, COUNT(*) AS n,
+                ROUND(MAX(r.power_w), 1) AS max_w, ROUND(COALESCE(SUM(r.energy_wh), 0), 1) AS wh
            FROM readings r JOIN devices d ON d.id = r.device
-          GROUP BY r.device ORDER BY d.alias`,
+          GROUP BY r.device ORDER BY name`,
       )
-      .all() as { alias: string; n: number; max_w: number; wh: number }[];
+      .all() as { name: string; n: number; max_w: number | null; wh: number }[];
     console.log(`[demo] ${new Date().toLocaleTimeString()}: ${rows.length} series in the database`);
     for (const row of rows) {
       console.log(
-        `         ${row.alias.padEnd(14)} ${String(row.n).padStart(5)} rows  max ${String(row.max_w).padStart(7)} W  ${String(row.wh).padStart(7)} Wh`,
+        `         ${row.name.padEnd(14)} ${String(row.n).padStart(5)} rows  max ${String(row.max_w).padStart(7)} W  ${String(row.wh).padStart(7)} Wh`,
       );
     }
-  } catch {
-    console.log('[demo] waiting for the first readings ...');
+  } catch (error) {
+    console.log(`[demo] cannot read ${DB_FILE}: ${errorMessage(error)}`);
   } finally {
     db?.close();
   }
